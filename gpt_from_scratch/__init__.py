@@ -1,0 +1,44 @@
+"""gpt_from_scratch: a small, readable GPT built step by step in the notebooks."""
+
+__version__ = "0.1.0"
+
+# The public home of the project. Badges, the notebooks' setup cell and
+# pyproject.toml are made from this one value (see gpt_from_scratch.badges).
+REPO_URL = "https://github.com/gpt-from-scratch/gpt-from-scratch"
+REPO_BRANCH = "main"
+
+from .attention import (  # noqa: E402
+    AttentionLanguageModel,
+    Block,
+    FeedForward,
+    Head,
+    MultiHeadAttention,
+    batched_multi_head_attention,
+    sdpa_multi_head_attention,
+)
+from .bigram import BigramLanguageModel  # noqa: E402
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
+from .data import (  # noqa: E402
+    DATA_SHA256,
+    DATA_URL,
+    DataError,
+    get_batch,
+    load_text,
+    prepare_data,
+    train_val_split,
+)
+from .device import get_device  # noqa: E402
+from .generate import generate_text, sample_next_token  # noqa: E402
+from .model import GPT, GPTConfig  # noqa: E402
+from .notebook import notebook_setup  # noqa: E402
+from .tokenizer import CharTokenizer  # noqa: E402
+from .train import PRESETS, ConfigError, TrainConfig, evaluate_split, estimate_loss, train  # noqa: E402
+
+__all__ = [
+    "REPO_URL", "AttentionLanguageModel", "BigramLanguageModel", "Block", "CharTokenizer",
+    "CheckpointError", "ConfigError", "DataError", "FeedForward", "GPT", "GPTConfig", "Head",
+    "MultiHeadAttention", "PRESETS", "TrainConfig", "batched_multi_head_attention",
+    "evaluate_split", "estimate_loss", "generate_text", "get_batch", "get_device", "load_checkpoint",
+    "load_text", "notebook_setup", "prepare_data", "sample_next_token", "save_checkpoint",
+    "sdpa_multi_head_attention", "train", "train_val_split",
+]
