@@ -1,0 +1,189 @@
+"""Saving and loading models as plain data (tensors, numbers, strings, dicts).
+
+Checkpoints are read with torch.load(weights_only=True): no pickled classes,
+so loading a file from the internet cannot run code.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from .attention import AttentionLanguageModel
+from .bigram import BigramLanguageModel
+from .model import GPT
+from .tokenizer import CharTokenizer
+
+FORMAT = "gpt-from-scratch/1"
+MODEL_TYPES = {cls.model_type: cls for cls in (GPT, BigramLanguageModel, AttentionLanguageModel)}
+
+# The shipped checkpoints, best first: load_checkpoint(None) takes the first that exists.
+SHIPPED_CHECKPOINTS = ("shakespeare-char.pt", "cpu-tiny.pt")
+CHECKPOINT_ENV = "GPT_FROM_SCRATCH_CHECKPOINT"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable or does not fit its model."""
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain model inside DistributedDataParallel and torch.compile wrappers."""
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, nn.Module):
+            model = model.module  # DistributedDataParallel
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod  # torch.compile
+        else:
+            return model
+
+
+def clean_state_dict(state: dict) -> dict:
+    """Strip the wrapper prefixes that compile and DDP add to parameter names."""
+    out = {}
+    for k, v in state.items():
+        for prefix in ("_orig_mod.", "module."):
+            while k.startswith(prefix):
+                k = k[len(prefix):]
+        out[k] = v
+    return out
+
+
+def atomic_torch_save(obj, path: str | os.PathLike) -> Path:
+    """Write to a temporary file in the same folder, then rename over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def checkpoint_payload(model: nn.Module, tokenizer: CharTokenizer, half: bool = False, **extra) -> dict:
+    model = unwrap_model(model)
+    model_type = getattr(model, "model_type", None)
+    if model_type not in MODEL_TYPES:
+        raise TypeError(f"cannot checkpoint a {type(model).__name__}: not a gpt_from_scratch model")
+    state = clean_state_dict(model.state_dict())
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    return {
+        "format": FORMAT,
+        "model_type": model_type,
+        "config": model.config_dict(),
+        "model": state,
+        "tokenizer": tokenizer.to_dict(),
+        **extra,
+    }
+
+
+def save_checkpoint(
+    path: str | os.PathLike, model: nn.Module, tokenizer: CharTokenizer, **extra
+) -> Path:
+    """Save model weights, config and tokenizer (plus any plain `extra` data), atomically."""
+    return atomic_torch_save(checkpoint_payload(model, tokenizer, **extra), path)
+
+
+def shipped_checkpoint_path() -> Path:
+    """The pretrained checkpoint that ships with the repository."""
+    env = os.environ.get(CHECKPOINT_ENV)
+    if env:
+        return Path(env)
+    folders = [Path(__file__).resolve().parent.parent / "checkpoints"]  # a checkout
+    try:
+        from importlib.resources import files
+
+        folders.append(Path(str(files("gpt_from_scratch.checkpoints"))))  # an installed copy
+    except Exception:
+        pass
+    for folder in folders:
+        for name in SHIPPED_CHECKPOINTS:
+            if (folder / name).is_file():
+                return folder / name
+    raise CheckpointError(
+        "no shipped checkpoint found (looked in checkpoints/); run from a clone of the "
+        "repository, or train one with `python -m gpt_from_scratch train --preset cpu-tiny` "
+        "and pass --checkpoint out/best.pt"
+    )
+
+
+def read_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
+    """The raw checkpoint dict, with a one-line error for every way it can be wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"checkpoint not found: {path}; check the path, or train one with "
+            "`python -m gpt_from_scratch train`"
+        )
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: the file is corrupt or not a gpt-from-scratch "
+            f"checkpoint ({reason[:160]}); re-download or retrain it"
+        ) from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path} is not a gpt-from-scratch checkpoint (format {FORMAT!r} expected); "
+            "re-download or retrain it"
+        )
+    for key in ("model_type", "config", "model", "tokenizer"):
+        if key not in ckpt:
+            raise CheckpointError(f"checkpoint {path} has no {key!r} entry; re-download or retrain it")
+    if ckpt["model_type"] not in MODEL_TYPES:
+        raise CheckpointError(f"checkpoint {path} holds an unknown model type {ckpt['model_type']!r}")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict, path: str | os.PathLike = "checkpoint") -> nn.Module:
+    """Build the model a checkpoint describes and load its weights (as float32)."""
+    cls = MODEL_TYPES[ckpt["model_type"]]
+    try:
+        model = cls.from_config_dict(dict(ckpt["config"]))
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path} has an invalid model config: {e}") from None
+    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        first = [ln.strip() for ln in str(e).splitlines() if ln.strip()][1:2] or [str(e)[:160]]
+        raise CheckpointError(
+            f"checkpoint {path} does not match its model config ({first[0][:200]}); "
+            "re-download or retrain it"
+        ) from None
+    return model
+
+
+def load_checkpoint(
+    path: str | os.PathLike | None = None, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, CharTokenizer]:
+    """(model in eval mode on `device`, tokenizer). path=None loads the shipped checkpoint."""
+    path = shipped_checkpoint_path() if path is None else Path(path)
+    ckpt = read_checkpoint(path, "cpu")
+    model = model_from_checkpoint(ckpt, path)
+    try:
+        tokenizer = CharTokenizer.from_dict(ckpt["tokenizer"])
+    except (TypeError, ValueError, KeyError) as e:
+        raise CheckpointError(f"checkpoint {path} has an invalid tokenizer: {e}") from None
+    if tokenizer.vocab_size != getattr(model, "vocab_size", None) and tokenizer.vocab_size != getattr(
+        getattr(model, "config", None), "vocab_size", None
+    ):
+        raise CheckpointError(
+            f"checkpoint {path}: the tokenizer has {tokenizer.vocab_size} characters but the "
+            "model expects a different vocabulary; re-download or retrain it"
+        )
+    return model.to(device).eval(), tokenizer
