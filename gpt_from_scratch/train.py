@@ -540,8 +540,8 @@ def _train(cfg, model, tokenizer, train_data, val_data, text, device, ddp, rank,
                 t_last, tokens_since = time.time(), 0  # evaluation time does not count as training
                 history.append(dict(iter=iter_num, train_loss=losses["train"], val_loss=losses["val"],
                                     lr=get_lr(iter_num, cfg), tokens_per_s=tps))
-                if bar is not None:
-                    bar.write(f"iter {iter_num}: train {losses['train']:.4f}, val {losses['val']:.4f}")
+                line = f"iter {iter_num}: train {losses['train']:.4f}, val {losses['val']:.4f}"
+                bar.write(line) if bar is not None else log(line)
                 if losses["val"] < best_val:
                     best_val = losses["val"]
                     save("best.pt")
