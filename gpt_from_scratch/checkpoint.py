@@ -132,6 +132,10 @@ def read_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if not zipfile.is_zipfile(path):  # torch's own message here is about weights_only, not the file
+            reason = "not a complete PyTorch zip archive"
+        elif "Weights only load failed" in reason:
+            reason = "it holds pickled Python objects, which are never loaded, for safety"
         raise CheckpointError(
             f"cannot read checkpoint {path}: the file is corrupt or not a gpt-from-scratch "
             f"checkpoint ({reason[:160]}); re-download or retrain it"
@@ -187,3 +191,18 @@ def load_checkpoint(
             "model expects a different vocabulary; re-download or retrain it"
         )
     return model.to(device).eval(), tokenizer
+
+
+def export_checkpoint(
+    src: str | os.PathLike, dst: str | os.PathLike, half: bool = False
+) -> Path:
+    """A small file to ship: weights, config, tokenizer and the training record.
+
+    Drops the optimizer and RNG state (needed only to resume). With half=True
+    the weights are stored in float16; load_checkpoint turns them back into float32.
+    """
+    ckpt = read_checkpoint(src)
+    model = model_from_checkpoint(ckpt, src)
+    tokenizer = CharTokenizer.from_dict(ckpt["tokenizer"])
+    keep = {k: ckpt[k] for k in ("iter_num", "best_val_loss", "history", "train_config") if k in ckpt}
+    return atomic_torch_save(checkpoint_payload(model, tokenizer, half=half, **keep), dst)

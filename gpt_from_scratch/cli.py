@@ -97,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", choices=("val", "train"), default="val")
     e.add_argument("--device", choices=DEVICES, default="auto")
     e.add_argument("--batch-size", type=_positive_int("batch-size"), default=32)
+
+    x = sub.add_parser("export", help="write a small, weights-only copy of a checkpoint for sharing")
+    x.add_argument("--checkpoint", required=True, help="a training checkpoint, e.g. out-cpu-tiny/best.pt")
+    x.add_argument("--out", required=True, help="the file to write")
+    x.add_argument("--half", action="store_true", help="store the weights in float16 (half the size)")
     return p
 
 
@@ -119,7 +124,7 @@ def cmd_sample(args) -> int:
     from .generate import check_sampling_args, generate, iter_generate
 
     check_sampling_args(args.temperature, args.top_k, args.top_p, args.max_new_tokens)
-    device = get_device(args.device, file=sys.stderr)
+    device = get_device(args.device, verbose=False)  # stderr holds only notes and errors
     model, tokenizer = load_checkpoint(args.checkpoint, device=device)
     seed = args.seed if args.seed is not None else int(torch.randint(0, 2**31 - 1, (1,)).item())
     generator = torch.Generator().manual_seed(seed)
@@ -207,7 +212,7 @@ def cmd_eval(args) -> int:
     from .device import get_device
     from .train import evaluate_split
 
-    device = get_device(args.device, file=sys.stderr)
+    device = get_device(args.device, verbose=False)  # stderr holds only notes and errors
     path = args.checkpoint or shipped_checkpoint_path()
     model, tokenizer = load_checkpoint(path, device=device)
     train_frac = float(read_checkpoint(path).get("train_config", {}).get("train_frac", 0.9))
@@ -222,6 +227,14 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .checkpoint import export_checkpoint
+
+    path = export_checkpoint(args.checkpoint, args.out, half=args.half)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -231,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError
     from .data import DataError
 
-    commands = {"sample": cmd_sample, "train": cmd_train, "eval": cmd_eval}
+    commands = {"sample": cmd_sample, "train": cmd_train, "eval": cmd_eval, "export": cmd_export}
     try:
         return commands[args.command](args)
     except (CLIError, CheckpointError, DataError, ValueError) as e:

@@ -159,6 +159,13 @@ def autocast_context(device: torch.device, dtype: torch.dtype):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def make_grad_scaler(device: torch.device, enabled: bool):
+    """fp16 needs loss scaling so small gradients do not underflow; bf16 and fp32 do not."""
+    if hasattr(torch.amp, "GradScaler"):  # torch >= 2.3
+        return torch.amp.GradScaler("cuda" if device.type == "cuda" else "cpu", enabled=enabled)
+    return torch.cuda.amp.GradScaler(enabled=enabled)
+
+
 def maybe_compile(model: nn.Module, want: bool, device: torch.device, log=print) -> nn.Module:
     """torch.compile where it works; one printed line where it cannot."""
     if not want:
@@ -449,7 +456,7 @@ def _train(cfg, model, tokenizer, train_data, val_data, text, device, ddp, rank,
     model.to(device)
     raw_model = model
     optimizer = configure_optimizer(raw_model, cfg, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=(dtype == torch.float16 and device.type == "cuda"))
+    scaler = make_grad_scaler(device, enabled=(dtype == torch.float16 and device.type == "cuda"))
     batch_gen = torch.Generator().manual_seed(cfg.seed + rank)
     torch.manual_seed(cfg.seed + rank)  # dropout masks
     iter_num, best_val = 0, float("inf")
