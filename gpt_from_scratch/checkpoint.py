@@ -47,9 +47,8 @@ def clean_state_dict(state: dict) -> dict:
     """Strip the wrapper prefixes that compile and DDP add to parameter names."""
     out = {}
     for k, v in state.items():
-        for prefix in ("_orig_mod.", "module."):
-            while k.startswith(prefix):
-                k = k[len(prefix):]
+        while k.startswith(("_orig_mod.", "module.")):  # in any order: DDP(compile(m)) is "module._orig_mod."
+            k = k.split(".", 1)[1]
         out[k] = v
     return out
 

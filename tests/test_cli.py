@@ -1,0 +1,411 @@
+"""`python -m gpt_from_scratch sample|train|eval` through real processes.
+
+Every CLI case runs in its own process, with its own stdin, stdout, stderr and
+exit code. Starting Python and importing torch costs about 1.5 s of CPU per
+process, so most cases run in children forked from one Python that has
+imported the package once (`run_cli_batch`); each child runs the real entry
+point, gpt_from_scratch/__main__.py, exactly as `python -m` does (on Linux;
+elsewhere every case is a fresh interpreter). A control test checks that a
+fresh `python -m gpt_from_scratch` gives identical results, and the Ctrl-C test
+and the resume after it run in fresh interpreters.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import gpt_from_scratch as gfs
+from gpt_from_scratch.generate import generate_text
+from gpt_from_scratch.model import GPT, GPTConfig
+from gpt_from_scratch.train import TrainConfig, evaluate_split, train
+
+# Runs CLI cases in forked children of one Python that has imported torch once.
+# argv[1]: a JSON file holding [{"args": [...], "stdin": str|None, "cwd": str, "dir": str}, ...];
+# prints [{"returncode", "stdout", "stderr"}, ...] as JSON.
+DRIVER = r"""
+import json, os, runpy, sys, time, traceback
+import gpt_from_scratch  # noqa: F401  (torch, imported once)
+jobs = json.load(open(sys.argv[1], encoding="utf-8"))
+sys.stdout.flush(); sys.stderr.flush()
+pids = []
+for job in jobs:
+    d = job["dir"]
+    with open(os.path.join(d, "stdin"), "w", encoding="utf-8") as f:
+        f.write(job["stdin"] or "")
+    pid = os.fork()
+    if pid == 0:  # the child: a `python -m gpt_from_scratch ARGS` of its own
+        code = 1
+        try:
+            for fd, name, flags in ((0, "stdin", os.O_RDONLY), (1, "stdout", os.O_WRONLY | os.O_CREAT),
+                                    (2, "stderr", os.O_WRONLY | os.O_CREAT)):
+                new = os.open(os.path.join(d, name), flags, 0o644)
+                os.dup2(new, fd)
+                os.close(new)
+            sys.stdin = open(0, "r", encoding="utf-8", closefd=False)
+            os.chdir(job["cwd"])
+            sys.argv = ["gpt_from_scratch"] + job["args"]
+            try:
+                runpy.run_module("gpt_from_scratch", run_name="__main__", alter_sys=True)
+                code = 0
+            except SystemExit as e:  # what the interpreter does with SystemExit
+                if e.code is None or isinstance(e.code, int):
+                    code = e.code or 0
+                else:
+                    print(e.code, file=sys.stderr)
+            except BaseException:  # what the interpreter does with anything else
+                traceback.print_exc()
+            try:
+                sys.stdout.flush()
+            except Exception:
+                pass
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+    pids.append(pid)
+deadline = time.time() + float(os.environ.get("DRIVER_TIMEOUT", "120"))
+results = []
+for pid, job in zip(pids, jobs):
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.time() > deadline:
+            os.kill(pid, 9)
+            done, status = os.waitpid(pid, 0)
+            break
+        time.sleep(0.02)
+    code = os.waitstatus_to_exitcode(status)
+    read = lambda n: open(os.path.join(job["dir"], n), encoding="utf-8", errors="replace").read()
+    results.append({"returncode": code, "stdout": read("stdout"), "stderr": read("stderr")})
+print(json.dumps(results))
+"""
+
+
+class Result:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def cli_env():
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1",
+               MPLBACKEND="Agg", PYTHONIOENCODING="utf-8")
+    env.pop("GPT_FROM_SCRATCH_CHECKPOINT", None)
+    return env
+
+
+def run_cli(args, cwd, stdin=None, timeout=120) -> Result:
+    """A fresh `python -m gpt_from_scratch ARGS`."""
+    r = subprocess.run([sys.executable, "-m", "gpt_from_scratch", *args], input=stdin, cwd=cwd,
+                       capture_output=True, text=True, encoding="utf-8", env=cli_env(), timeout=timeout)
+    return Result(r.returncode, r.stdout, r.stderr)
+
+
+def run_cli_batch(jobs: dict, cwd: Path, timeout=240) -> dict:
+    """{name: (args, stdin)} -> {name: Result}, each case in a forked child (see DRIVER)."""
+    if not sys.platform.startswith("linux"):  # no fork (Windows) or an unsafe one (macOS): fresh interpreters
+        return {name: run_cli(args, cwd, stdin) for name, (args, stdin) in jobs.items()}
+    spec = []
+    for i, (name, (args, stdin)) in enumerate(jobs.items()):
+        d = cwd / f".job{i}"
+        d.mkdir()
+        spec.append({"args": list(args), "stdin": stdin, "cwd": str(cwd), "dir": str(d)})
+    (cwd / "jobs.json").write_text(json.dumps(spec), encoding="utf-8")
+    r = subprocess.run([sys.executable, "-c", DRIVER, str(cwd / "jobs.json")], cwd=cwd, capture_output=True,
+                       text=True, encoding="utf-8", env=dict(cli_env(), DRIVER_TIMEOUT=str(timeout - 20)),
+                       timeout=timeout)
+    assert r.returncode == 0, r.stderr
+    results = json.loads(r.stdout.splitlines()[-1])
+    return {name: Result(**res) for name, res in zip(jobs, results)}
+
+
+def assert_one_error_line(r: Result) -> str:
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    return lines[0]
+
+
+# --- fixtures: small data, a random checkpoint for sampling, a trained run -------------
+
+SHAPE = ["--n-layer", "1", "--n-embd", "32", "--n-head", "2", "--block-size", "16", "--batch-size", "4"]
+TRAIN = ["train", "--preset", "cpu-tiny", "--device", "cpu", "--no-progress", "--eval-iters", "2", *SHAPE]
+LONG_PROMPT = "First Citizen:\nBefore we proceed any further, hear me speak."  # 60 characters > 32
+INTERACTIVE_PROMPTS = ("ROMEO:", "", "JULIET: O")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory, text):
+    """A folder with small text files, a random GPT checkpoint and a 6-step training run."""
+    d = tmp_path_factory.mktemp("cli")
+    (d / "small.txt").write_text(text[:20_000], encoding="utf-8")
+    (d / "ten.txt").write_text(text[:10], encoding="utf-8")
+    (d / "forty.txt").write_text(text[:40], encoding="utf-8")  # val split: 4 characters
+    (d / "euro.txt").write_text(text[:2000] + "€uro", encoding="utf-8")
+    (d / "corrupt.pt").write_bytes(b"\x00not a checkpoint\xff" * 64)
+    # a random GPT, sharper than at init, with Tiny Shakespeare's vocabulary: block_size 32
+    tok = gfs.CharTokenizer.from_text(text)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=32, n_layer=2, n_head=2, n_embd=32, dropout=0.0))
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() >= 2:
+                p.normal_(0.0, 0.3)
+    gfs.save_checkpoint(d / "random.pt", model, tok)
+    # a short real training run (python API) for eval and the mismatched --resume
+    cfg = TrainConfig(n_layer=1, n_head=2, n_embd=32, block_size=16, dropout=0.0, batch_size=4, max_iters=6,
+                      eval_interval=3, eval_iters=2, warmup_iters=2, device="cpu", progress=False,
+                      data=str(d / "small.txt"), out_dir=str(d / "trained"))
+    train(cfg)
+    return d
+
+
+@pytest.fixture(scope="module")
+def runs(work):
+    """Every forked CLI case, run at once."""
+    d = str(work)
+    ckpt = ["--checkpoint", f"{d}/random.pt", "--device", "cpu"]
+    jobs = {
+        # sample: bad input
+        "s-unknown-chars": (["sample", *ckpt, "--prompt", "Hello wörld€"], None),
+        "s-negative-temperature": (["sample", *ckpt, "--temperature", "-1"], None),
+        "s-temperature-not-a-number": (["sample", *ckpt, "--temperature", "warm"], None),
+        "s-nan-temperature": (["sample", *ckpt, "--temperature", "nan"], None),
+        "s-top-k-0": (["sample", *ckpt, "--top-k", "0"], None),
+        "s-top-k-negative": (["sample", *ckpt, "--top-k", "-3"], None),
+        "s-top-p-0": (["sample", *ckpt, "--top-p", "0"], None),
+        "s-top-p-above-1": (["sample", *ckpt, "--top-p", "1.5"], None),
+        "s-negative-max-new-tokens": (["sample", *ckpt, "--max-new-tokens", "-1"], None),
+        "s-num-samples-0": (["sample", *ckpt, "--num-samples", "0"], None),
+        "s-missing-checkpoint": (["sample", "--checkpoint", f"{d}/nope.pt"], None),
+        "s-corrupt-checkpoint": (["sample", "--checkpoint", f"{d}/corrupt.pt"], None),
+        # sample: good input
+        "s-empty-prompt-a": (["sample", *ckpt, "--prompt", "", "--max-new-tokens", "60", "--seed", "123"], None),
+        "s-empty-prompt-b": (["sample", *ckpt, "--prompt", "", "--max-new-tokens", "60", "--seed", "123"], None),
+        "s-other-seed": (["sample", *ckpt, "--prompt", "", "--max-new-tokens", "60", "--seed", "124"], None),
+        "s-no-kv-cache": (["sample", *ckpt, "--prompt", "", "--max-new-tokens", "60", "--seed", "123",
+                           "--no-kv-cache"], None),
+        "s-long-prompt": (["sample", *ckpt, "--prompt", LONG_PROMPT, "--max-new-tokens", "40", "--seed", "2"], None),
+        "s-num-samples": (["sample", *ckpt, "--prompt", "KING:", "--max-new-tokens", "30", "--num-samples", "3",
+                           "--seed", "4"], None),
+        "s-interactive": (["sample", *ckpt, "--interactive", "--max-new-tokens", "20", "--seed", "9"],
+                          "".join(p + "\n" for p in INTERACTIVE_PROMPTS)),
+        # train and eval: bad input
+        "t-n-embd-not-divisible": ([*TRAIN, "--n-head", "3", "--out-dir", "o1", "--data", "small.txt"], None),
+        "t-block-longer-than-data": ([*TRAIN, "--data", "ten.txt", "--out-dir", "o2"], None),
+        "t-split-smaller-than-a-batch": ([*TRAIN, "--data", "forty.txt", "--out-dir", "o3"], None),
+        "t-unknown-preset": (["train", "--preset", "huge", "--out-dir", "o4"], None),
+        "t-missing-resume-checkpoint": ([*TRAIN, "--data", "small.txt", "--resume", "--out-dir", "o5"], None),
+        "t-mismatched-resume": ([*TRAIN, "--data", "small.txt", "--resume", "--out-dir", "trained",
+                                 "--n-embd", "64", "--max-iters", "8"], None),
+        "t-missing-data": ([*TRAIN, "--data", "nope.txt", "--out-dir", "o6"], None),
+        "t-negative-max-iters": ([*TRAIN, "--max-iters", "-1"], None),
+        "e-missing-checkpoint": (["eval", "--checkpoint", "nope.pt", "--data", "small.txt"], None),
+        "e-unknown-characters": (["eval", "--checkpoint", "trained/ckpt.pt", "--data", "euro.txt"], None),
+        # eval: good input
+        "e-val": (["eval", "--checkpoint", "trained/ckpt.pt", "--data", "small.txt", "--device", "cpu"], None),
+        "e-train": (["eval", "--checkpoint", "trained/best.pt", "--data", "small.txt", "--split", "train"], None),
+        "no-command": ([], None),
+    }
+    return run_cli_batch(jobs, work)
+
+
+BAD = {
+    "s-unknown-chars": ["ö", "€"],
+    "s-negative-temperature": ["temperature"],
+    "s-temperature-not-a-number": ["temperature", "warm"],
+    "s-nan-temperature": ["temperature"],
+    "s-top-k-0": ["top_k"],
+    "s-top-k-negative": ["top_k"],
+    "s-top-p-0": ["top_p"],
+    "s-top-p-above-1": ["top_p"],
+    "s-negative-max-new-tokens": ["max_new_tokens"],
+    "s-num-samples-0": ["num-samples"],
+    "s-missing-checkpoint": ["not found", "nope.pt"],
+    "s-corrupt-checkpoint": ["corrupt", "corrupt.pt"],
+    "t-n-embd-not-divisible": ["divisible"],
+    "t-block-longer-than-data": ["block_size (16)", "longer than the data"],
+    "t-split-smaller-than-a-batch": ["validation split", "fewer than one batch"],
+    "t-unknown-preset": ["unknown preset", "huge", "cpu-tiny"],
+    "t-missing-resume-checkpoint": ["cannot resume", "ckpt.pt"],
+    "t-mismatched-resume": ["does not match", "n_embd=32", "n_embd=64"],
+    "t-missing-data": ["not found", "nope.txt"],
+    "t-negative-max-iters": ["max-iters"],
+    "e-missing-checkpoint": ["not found", "nope.pt"],
+    "e-unknown-characters": ["€"],
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_is_one_error_line(runs, case):
+    r = runs[case]
+    line = assert_one_error_line(r)
+    for word in BAD[case]:
+        assert word in line, line
+    if case.startswith("s-"):
+        assert r.stdout == ""
+
+
+def test_bad_training_input_writes_no_checkpoint(runs, work):
+    for folder in ("o1", "o2", "o3", "o5", "o6"):
+        assert not (work / folder / "ckpt.pt").exists()
+    ckpt = torch.load(work / "trained" / "ckpt.pt", weights_only=True)
+    assert ckpt["config"]["n_embd"] == 32 and ckpt["iter_num"] == 6  # the refused resume left it alone
+
+
+def test_forked_runs_equal_fresh_interpreters(runs, work):
+    """The forking driver changes nothing: a fresh `python -m gpt_from_scratch` gives the same result."""
+    fresh = run_cli(["sample", "--checkpoint", str(work / "random.pt"), "--device", "cpu",
+                     "--prompt", "Hello wörld€"], work)
+    forked = runs["s-unknown-chars"]
+    assert (fresh.returncode, fresh.stdout, fresh.stderr) == (forked.returncode, forked.stdout, forked.stderr)
+
+
+# --- sample -----------------------------------------------------------------------------
+
+
+def test_sample_empty_prompt_starts_from_a_newline(runs):
+    r = runs["s-empty-prompt-a"]
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("\n") and len(r.stdout) == 1 + 60 + 1
+    assert r.stderr == ""
+
+
+def test_sample_seed_is_reproducible_and_matches_the_python_api(runs, work):
+    a, b, c = runs["s-empty-prompt-a"], runs["s-empty-prompt-b"], runs["s-other-seed"]
+    assert a.returncode == b.returncode == c.returncode == 0
+    assert a.stdout == b.stdout
+    assert a.stdout != c.stdout
+    assert runs["s-no-kv-cache"].stdout == a.stdout  # the KV cache changes nothing
+    model, tok = gfs.load_checkpoint(work / "random.pt")
+    expected = generate_text(model, tok, "", 60, temperature=0.8,  # the CLI's default temperature
+                             generator=torch.Generator().manual_seed(123))[0]
+    assert a.stdout == expected + "\n"
+
+
+def test_sample_long_prompt_prints_a_note(runs):
+    r = runs["s-long-prompt"]
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(LONG_PROMPT) and len(r.stdout) == len(LONG_PROMPT) + 40 + 1
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("note:") and "32" in lines[0], r.stderr
+
+
+def test_sample_num_samples_are_separated(runs):
+    r = runs["s-num-samples"]
+    assert r.returncode == 0, r.stderr
+    parts = re.split(r"^-{3,} sample (\d) of 3 -{3,}\n", r.stdout, flags=re.M)
+    assert parts[0] == ""
+    assert parts[1::2] == ["1", "2", "3"]
+    samples = parts[2::2]
+    assert all(s.startswith("KING:") and len(s) == 5 + 30 + 1 for s in samples), samples
+    assert len(set(samples)) == 3
+
+
+def test_sample_interactive_reads_prompts_until_eof(runs):
+    r = runs["s-interactive"]
+    assert r.returncode == 0, r.stderr
+    out, pos = r.stdout, 0
+    for prompt in INTERACTIVE_PROMPTS:  # each continuation starts with its prompt ("" means a newline)
+        prompt = prompt or "\n"
+        assert out[pos:].startswith(prompt), (prompt, out[pos:])
+        pos += len(prompt) + 20
+        assert out[pos] == "\n"
+        pos += 1
+    assert pos == len(out)
+    assert r.stderr == ""
+
+
+# --- eval ---------------------------------------------------------------------------------
+
+
+def test_eval_prints_the_loss_over_the_whole_split(runs, work):
+    model, tok = gfs.load_checkpoint(work / "trained" / "ckpt.pt")
+    data = torch.tensor(tok.encode((work / "small.txt").read_text(encoding="utf-8")), dtype=torch.long)
+    train_data, val_data = gfs.train_val_split(data, 0.9)
+    for name, split, ckpt in (("e-val", val_data, "ckpt.pt"), ("e-train", train_data, "best.pt")):
+        r = runs[name]
+        assert r.returncode == 0, r.stderr
+        m = re.fullmatch(r"(val|train)_loss (\d+\.\d{4})\n", r.stdout)
+        assert m, r.stdout
+        assert m.group(1) == name[2:]
+        model, _ = gfs.load_checkpoint(work / "trained" / ckpt)
+        assert abs(float(m.group(2)) - evaluate_split(model, split)) < 1e-4
+        assert "Traceback" not in r.stderr
+
+
+# --- Ctrl-C and resume (fresh interpreters) -------------------------------------------------------
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_continues(work):
+    out_dir = work / "interrupted"
+    args = [*TRAIN, "--data", "small.txt", "--max-iters", "100000", "--eval-interval", "1000",
+            "--out-dir", str(out_dir)]
+    proc = subprocess.Popen([sys.executable, "-m", "gpt_from_scratch", *args], cwd=work, env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines, started = [], threading.Event()
+
+    def read():
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("iter 0:"):  # the first evaluation is done: training starts now
+                started.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert started.wait(90), "training did not start: " + "".join(lines) + proc.stderr.read()
+        deadline = time.time() + 60
+        while not (out_dir / "loss.png").exists() and time.time() < deadline:  # the first save is done:
+            time.sleep(0.05)  # the loop is in its training steps from now on
+        time.sleep(1.5)
+        t0 = time.time()
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=30)
+        took = time.time() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(5)
+    stderr = proc.stderr.read()
+    assert code == 130, (code, "".join(lines), stderr)
+    assert took < 15, f"took {took:.1f} s to stop after Ctrl-C"
+    assert "Traceback" not in stderr
+    stopped = [line for line in lines if line.startswith("stopped at iteration")]
+    assert len(stopped) == 1, lines
+    ckpt = torch.load(out_dir / "ckpt.pt", weights_only=True)
+    n = int(ckpt["iter_num"])
+    assert n > 0  # saved by Ctrl-C: the only evaluation-time save was at iteration 0
+    assert stopped[0].startswith(f"stopped at iteration {n};")
+    assert (out_dir / "log.csv").is_file()
+
+    r = run_cli([*TRAIN, "--data", "small.txt", "--max-iters", str(n + 5), "--eval-interval", "1000",
+                 "--out-dir", str(out_dir), "--resume"], work)
+    assert r.returncode == 0, r.stderr
+    assert f"resumed from {out_dir / 'ckpt.pt'} at iteration {n}" in r.stdout
+    assert f"iter {n + 5}:" in r.stdout
+    assert int(torch.load(out_dir / "ckpt.pt", weights_only=True)["iter_num"]) == n + 5
+
+
+def test_no_command_prints_help_and_exits_2(runs):
+    r = runs["no-command"]
+    assert r.returncode == 2 and "usage" in r.stderr and r.stdout == ""
