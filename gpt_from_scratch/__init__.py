@@ -17,7 +17,8 @@ from .attention import (  # noqa: E402
     sdpa_multi_head_attention,
 )
 from .bigram import BigramLanguageModel  # noqa: E402
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
+from . import plotting  # noqa: E402  (matplotlib itself loads only when a figure is drawn)
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, shipped_checkpoint_path  # noqa: E402
 from .data import (  # noqa: E402
     DATA_SHA256,
     DATA_URL,
@@ -40,5 +41,5 @@ __all__ = [
     "MultiHeadAttention", "PRESETS", "TrainConfig", "batched_multi_head_attention",
     "evaluate_split", "estimate_loss", "generate_text", "get_batch", "get_device", "load_checkpoint",
     "load_text", "notebook_setup", "prepare_data", "sample_next_token", "save_checkpoint",
-    "sdpa_multi_head_attention", "train", "train_val_split",
+    "sdpa_multi_head_attention", "shipped_checkpoint_path", "train", "train_val_split",
 ]

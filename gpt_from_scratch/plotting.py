@@ -7,6 +7,11 @@ import os
 from typing import Sequence
 
 
+def char_label(ch: str) -> str:
+    """A readable tick label for one character: space as '␣', newline as '\\n'."""
+    return "␣" if ch == " " else repr(ch)[1:-1]
+
+
 def _plt():
     import matplotlib
 
@@ -89,7 +94,7 @@ def plot_attention(weights, tokens: Sequence[str], ax=None, title: str = "Attent
         _, ax = plt.subplots(figsize=(6, 5))
     w = weights.detach().cpu().numpy() if hasattr(weights, "detach") else weights
     im = ax.imshow(w, cmap="viridis", vmin=0.0, vmax=1.0)
-    labels = [repr(t)[1:-1] for t in tokens]
+    labels = [char_label(t) for t in tokens]
     ax.set_xticks(range(len(labels)), labels, fontsize=8)
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     ax.set_xlabel("key position (attended to)")
@@ -108,7 +113,7 @@ def plot_distribution(
         _, ax = plt.subplots(figsize=(8, 3))
     p = probs.detach().float().cpu()
     order = p.argsort(descending=True)[:top]
-    labels = [repr(tokenizer.decode([int(i)]))[1:-1] for i in order]
+    labels = [char_label(tokenizer.decode([int(i)])) for i in order]
     colors = ["tab:blue" if kept is None or bool(kept[int(i)]) else "0.75" for i in order]
     ax.bar(range(len(order)), p[order].numpy(), color=colors)
     ax.set_xticks(range(len(order)), labels)
