@@ -63,8 +63,8 @@ def notebook_setup(seed: int = 1337, device: str = "auto") -> NotebookEnv:
     env = NotebookEnv(device=dev, quick=quick, seed=seed, platform=where_am_i())
     if quick:
         why = "GPT_FROM_SCRATCH_QUICK=1" if os.environ.get(QUICK_ENV) else "no CUDA GPU"
-        print(f"mode: quick ({why}): a reduced schedule, then the shipped checkpoint")
+        print(f"mode: quick ({why}): shorter training runs that still show the loss falling")
     else:
-        print("mode: full: the complete training schedule on the GPU")
+        print("mode: full: the complete training schedules")
     print(f"platform: {env.platform} | python {platform.python_version()} | torch {torch.__version__} | seed {seed}")
     return env

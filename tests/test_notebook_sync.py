@@ -1,0 +1,290 @@
+"""One source of truth: what the notebooks build by hand must stay equal to the package.
+
+Notebooks 01-03 type out the bigram model, the attention head, multi-head attention, the
+feed-forward layer and the block by hand, then import the package's versions from then on.
+This test keeps the two copies from drifting apart, without running a kernel:
+
+1. it reads each notebook with nbformat and pulls the top-level ``class`` and ``def``
+   statements (and the ``import``s of torch and gpt_from_scratch they rely on) out of its
+   code cells with ``ast``; cells that do not parse as Python (IPython magics) are skipped;
+2. it executes them in a fresh namespace that holds torch, nn, F, math and gfs;
+3. for every class or function whose name also exists in the package, it builds both under
+   the same ``torch.manual_seed`` with the same small arguments (nothing is copied across:
+   the same seed must give the same init) and asserts the same state_dict keys, shapes and
+   values, and the same outputs on the same random input.
+
+It also asserts that each notebook still defines what it is expected to (EXPECTED), and that
+no notebook defines a package name without a check here. Adding a notebook: add it to
+EXPECTED, and add a check below for any new package name it defines.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import inspect
+import math
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import gpt_from_scratch as gfs
+from gpt_from_scratch import attention, bigram, data, weights
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+# What each notebook must define by hand.
+EXPECTED: dict[str, list[str]] = {
+    "01_bigram.ipynb": ["init_weights", "get_batch", "BigramLanguageModel"],
+    "02_single_head_attention.ipynb": ["causal_mask", "Head", "SingleHeadLanguageModel"],
+    "03_multi_head_attention.ipynb": [
+        "Head",
+        "MultiHeadAttention",
+        "batched_multi_head_attention",
+        "sdpa_multi_head_attention",
+        "FeedForward",
+        "Block",
+    ],
+}
+
+# Where the package's teaching objects live: a notebook name that matches one of these
+# classes or functions must have a check below.
+PACKAGE_MODULES = (gfs, attention, bigram, data, weights)
+
+# Hand-built names whose package counterpart has another name.
+ALIASES = {"SingleHeadLanguageModel": "AttentionLanguageModel"}
+
+VOCAB, N_EMBD, N_HEAD, BLOCK = 11, 12, 3, 6
+
+
+def package_names() -> set[str]:
+    names = set()
+    for module in PACKAGE_MODULES:
+        for name, obj in vars(module).items():
+            if not name.startswith("_") and (inspect.isclass(obj) or inspect.isfunction(obj)):
+                if getattr(obj, "__module__", "").startswith("gpt_from_scratch"):
+                    names.add(name)
+    return names
+
+
+# --------------------------------------------------------------------------- #
+# Reading the notebooks
+# --------------------------------------------------------------------------- #
+def _wanted(node: ast.stmt) -> bool:
+    if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+        return True
+    if isinstance(node, ast.Import):
+        return all(a.name.split(".")[0] in ("torch", "math", "gpt_from_scratch") for a in node.names)
+    if isinstance(node, ast.ImportFrom):
+        return (node.module or "").split(".")[0] in ("torch", "gpt_from_scratch")
+    return False
+
+
+@functools.lru_cache(maxsize=None)
+def notebook_namespace(notebook: str) -> tuple[dict, tuple[str, ...]]:
+    """Execute a notebook's top-level definitions; return (namespace, names defined)."""
+    path = NOTEBOOKS / notebook
+    assert path.is_file(), f"{path} is missing"
+    nb = nbformat.read(path, as_version=4)
+    nodes: list[ast.stmt] = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:  # IPython magics such as !pip or %cd (the setup cell)
+            continue
+        nodes += [n for n in tree.body if _wanted(n)]
+    names = tuple(n.name for n in nodes if isinstance(n, (ast.ClassDef, ast.FunctionDef)))
+    ns = {"torch": torch, "nn": nn, "F": F, "math": math, "gfs": gfs, "__name__": f"notebook_{path.stem}"}
+    module = ast.Module(body=nodes, type_ignores=[])
+    exec(compile(module, str(path), "exec"), ns)  # definitions only: nothing runs
+    return ns, names
+
+
+def hand_built(notebook: str, name: str):
+    ns, names = notebook_namespace(notebook)
+    assert name in names, f"{notebook} no longer defines {name}"
+    return ns[name]
+
+
+# --------------------------------------------------------------------------- #
+# Comparisons
+# --------------------------------------------------------------------------- #
+def assert_same_state(ours: nn.Module, theirs: nn.Module, what: str) -> None:
+    sd_ours, sd_theirs = ours.state_dict(), theirs.state_dict()
+    assert list(sd_ours) == list(sd_theirs), f"{what}: different state_dict keys"
+    for k in sd_ours:
+        assert sd_ours[k].shape == sd_theirs[k].shape, f"{what}: {k} has shape {tuple(sd_ours[k].shape)}, package {tuple(sd_theirs[k].shape)}"
+        assert sd_ours[k].dtype == sd_theirs[k].dtype, f"{what}: {k} has dtype {sd_ours[k].dtype}"
+        assert torch.equal(sd_ours[k], sd_theirs[k]), f"{what}: {k} differs under the same seed (init changed?)"
+
+
+def assert_same_output(a, b, what: str) -> None:
+    if isinstance(a, (tuple, list)):
+        assert isinstance(b, (tuple, list)) and len(a) == len(b), f"{what}: different outputs"
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_output(x, y, f"{what}[{i}]")
+        return
+    if a is None or b is None:
+        assert a is None and b is None, f"{what}: one output is None"
+        return
+    assert a.shape == b.shape, f"{what}: shape {tuple(a.shape)} vs package {tuple(b.shape)}"
+    assert a.dtype == b.dtype, f"{what}: dtype {a.dtype} vs package {b.dtype}"
+    assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), f"{what}: outputs differ (max {float((a - b).abs().max()):.3g})"
+
+
+def float_input(seed: int = 0) -> tuple:
+    return (torch.randn(2, BLOCK, N_EMBD, generator=torch.Generator().manual_seed(seed)),)
+
+
+def token_input(seed: int = 0) -> tuple:
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(VOCAB, (2, BLOCK), generator=g)
+    return idx, torch.randint(VOCAB, (2, BLOCK), generator=g)
+
+
+# name -> (args, kwargs, package factory taking the same kwargs, input maker, has dropout)
+MODULE_CHECKS = {
+    "BigramLanguageModel": ((VOCAB,), lambda **kw: gfs.BigramLanguageModel(VOCAB, **kw), token_input, False),
+    "Head": ((N_EMBD, 4), lambda **kw: gfs.Head(N_EMBD, 4, **kw), float_input, True),
+    "MultiHeadAttention": ((N_EMBD, N_HEAD), lambda **kw: gfs.MultiHeadAttention(N_EMBD, N_HEAD, **kw), float_input, True),
+    "FeedForward": ((N_EMBD,), lambda **kw: gfs.FeedForward(N_EMBD, **kw), float_input, True),
+    "Block": ((N_EMBD, N_HEAD), lambda **kw: gfs.Block(N_EMBD, N_HEAD, **kw), float_input, True),
+    "SingleHeadLanguageModel": (
+        (VOCAB, BLOCK, N_EMBD),
+        lambda **kw: gfs.AttentionLanguageModel(VOCAB, block_size=BLOCK, n_embd=N_EMBD, stage="single_head", **kw),
+        token_input,
+        False,
+    ),
+}
+
+
+def check_module(cls, name: str) -> None:
+    args, package_factory, make_input, has_dropout = MODULE_CHECKS[name]
+    settings = [{}] + ([{"dropout": 0.25}] if has_dropout else [])
+    for kwargs in settings:
+        for seed in (0, 1337):
+            torch.manual_seed(seed)
+            ours = cls(*args, **kwargs)
+            torch.manual_seed(seed)
+            theirs = package_factory(**kwargs)
+            what = f"{name}{args} {kwargs or ''} seed {seed}"
+            assert_same_state(ours, theirs, what)
+            inputs = make_input(seed)
+            ours.eval(), theirs.eval()
+            with torch.no_grad():
+                assert_same_output(ours(*inputs), theirs(*inputs), f"{what} eval")
+            if kwargs.get("dropout"):
+                # in training mode dropout must sit in the same places: same seed, same masks
+                ours.train(), theirs.train()
+                with torch.no_grad():
+                    torch.manual_seed(seed + 1)
+                    out_ours = ours(*inputs)
+                    torch.manual_seed(seed + 1)
+                    out_theirs = theirs(*inputs)
+                assert_same_output(out_ours, out_theirs, f"{what} train")
+
+
+def check_init_weights(fn, name: str) -> None:
+    def build():
+        return nn.Sequential(nn.Embedding(7, 5), nn.Linear(5, 4), nn.LayerNorm(4), nn.Linear(4, 3, bias=False))
+
+    for seed in (0, 1337):
+        torch.manual_seed(seed)
+        ours = build()
+        ours.apply(fn)
+        torch.manual_seed(seed)
+        theirs = build()
+        theirs.apply(weights.init_weights)
+        assert_same_state(ours, theirs, f"{name} seed {seed}")
+
+
+def check_get_batch(fn, name: str) -> None:
+    tokens = torch.randint(VOCAB, (500,), generator=torch.Generator().manual_seed(0))
+    for batch_size, block_size in ((4, 8), (3, 1), (1, 20)):
+        for seed in (0, 1337):
+            ours = fn(tokens, batch_size, block_size, generator=torch.Generator().manual_seed(seed))
+            theirs = data.get_batch(tokens, batch_size, block_size, generator=torch.Generator().manual_seed(seed))
+            what = f"{name}(batch {batch_size}, block {block_size}, seed {seed})"
+            assert_same_output(tuple(ours), tuple(theirs), what)
+            assert torch.equal(ours[0], theirs[0]) and torch.equal(ours[1], theirs[1]), what
+
+
+def check_causal_mask(fn, name: str) -> None:
+    for T in (1, 2, 5, 9):
+        ours, theirs = fn(T), attention.causal_mask(T)
+        assert ours.dtype == theirs.dtype and torch.equal(ours, theirs), f"{name}({T})"
+        assert torch.equal(fn(T, "cpu"), theirs), f"{name}({T}, 'cpu')"
+
+
+def check_mha_function(fn, name: str) -> None:
+    package_fn = getattr(attention, name)
+    for seed in (0, 1337):
+        torch.manual_seed(seed)
+        mha = gfs.MultiHeadAttention(N_EMBD, N_HEAD).eval()
+        (x,) = float_input(seed)
+        with torch.no_grad():
+            ours, theirs, loop = fn(mha, x), package_fn(mha, x), mha(x)
+        assert_same_output(ours, theirs, f"{name} seed {seed}")
+        assert_same_output(ours, loop, f"{name} vs the loop over heads, seed {seed}")
+
+
+FUNCTION_CHECKS = {
+    "init_weights": check_init_weights,
+    "get_batch": check_get_batch,
+    "causal_mask": check_causal_mask,
+    "batched_multi_head_attention": check_mha_function,
+    "sdpa_multi_head_attention": check_mha_function,
+}
+
+CHECKED = set(MODULE_CHECKS) | set(FUNCTION_CHECKS)
+
+
+# --------------------------------------------------------------------------- #
+# The tests
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("notebook", sorted(EXPECTED))
+def test_notebook_defines_its_classes(notebook):
+    _, names = notebook_namespace(notebook)
+    missing = [n for n in EXPECTED[notebook] if n not in names]
+    assert not missing, f"{notebook} should build these by hand: {', '.join(missing)}"
+
+
+@pytest.mark.parametrize("notebook", sorted(EXPECTED))
+def test_every_package_name_is_checked(notebook):
+    _, names = notebook_namespace(notebook)
+    pkg = package_names()
+    unchecked = sorted({n for n in names if n in pkg and n not in CHECKED})
+    assert not unchecked, (
+        f"{notebook} defines {', '.join(unchecked)}, which the package also defines; "
+        "add a check for it to tests/test_notebook_sync.py"
+    )
+    for hand, package_name in ALIASES.items():
+        assert package_name in pkg, f"the package no longer has {package_name} (checked against {hand})"
+
+
+CASES = [(nb, name) for nb, names in sorted(EXPECTED.items()) for name in names]
+
+
+@pytest.mark.parametrize("notebook,name", CASES, ids=[f"{nb.split('_')[0]}-{name}" for nb, name in CASES])
+def test_hand_built_matches_package(notebook, name):
+    obj = hand_built(notebook, name)
+    if name in MODULE_CHECKS:
+        assert inspect.isclass(obj) and issubclass(obj, nn.Module), f"{notebook}: {name} should be an nn.Module"
+        check_module(obj, name)
+    elif name in FUNCTION_CHECKS:
+        FUNCTION_CHECKS[name](obj, name)
+    else:  # pragma: no cover - EXPECTED names always have a check
+        pytest.fail(f"no check for {name}")
+
+
+def test_checks_cover_expected_names():
+    for notebook, names in EXPECTED.items():
+        for name in names:
+            assert name in CHECKED, f"{notebook}: {name} is expected but has no check"
+            assert ALIASES.get(name, name) in package_names(), f"the package has no {ALIASES.get(name, name)}"
