@@ -544,6 +544,12 @@ def _train(cfg, model, tokenizer, train_data, val_data, text, device, ddp, rank,
                 tps = tokens_since / max(time.time() - t_last, 1e-9) if tokens_since else 0.0
                 losses = estimate_loss(model, splits, cfg.batch_size, eval_block, cfg.eval_iters,
                                        device, seed=cfg.seed + 10_000, ctx=ctx)
+                if ddp:  # every rank follows rank 0's numbers, so all take the same "best" branch
+                    import torch.distributed as dist
+
+                    both = torch.tensor([losses["train"], losses["val"]], device=device)
+                    dist.broadcast(both, src=0)
+                    losses = {"train": both[0].item(), "val": both[1].item()}
                 t_last, tokens_since = time.time(), 0  # evaluation time does not count as training
                 history.append(dict(iter=iter_num, train_loss=losses["train"], val_loss=losses["val"],
                                     lr=get_lr(iter_num, cfg), tokens_per_s=tps))
