@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .generate import GenerationMixin
 from .weights import init_weights
 
 
@@ -133,7 +134,7 @@ class Block(nn.Module):
 STAGES = ("single_head", "multi_head", "feed_forward", "blocks")
 
 
-class AttentionLanguageModel(nn.Module):
+class AttentionLanguageModel(GenerationMixin, nn.Module):
     """The small models of the loss ladder in notebooks 02 and 03.
 
     stage:
@@ -194,24 +195,6 @@ class AttentionLanguageModel(nn.Module):
         if targets is not None:
             loss = F.cross_entropy(logits.view(B * T, -1), targets.view(B * T))
         return logits, loss
-
-    @torch.no_grad()
-    def generate(
-        self,
-        idx: torch.Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        use_kv_cache: bool = True,  # ignored: only the full GPT has a KV cache
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        from .generate import generate
-
-        return generate(
-            self, idx, max_new_tokens, temperature=temperature, top_k=top_k,
-            top_p=top_p, use_kv_cache=False, generator=generator,
-        )
 
     def config_dict(self) -> dict:
         return dict(

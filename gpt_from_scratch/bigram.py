@@ -6,10 +6,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .generate import GenerationMixin
 from .weights import init_weights
 
 
-class BigramLanguageModel(nn.Module):
+class BigramLanguageModel(GenerationMixin, nn.Module):
     """A lookup table of next-character logits, one row per character."""
 
     model_type = "bigram"
@@ -33,24 +34,6 @@ class BigramLanguageModel(nn.Module):
             B, T, V = logits.shape
             loss = F.cross_entropy(logits.view(B * T, V), targets.view(B * T))
         return logits, loss
-
-    @torch.no_grad()
-    def generate(
-        self,
-        idx: torch.Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        use_kv_cache: bool = True,  # ignored: a bigram has nothing to cache
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        from .generate import generate
-
-        return generate(
-            self, idx, max_new_tokens, temperature=temperature, top_k=top_k,
-            top_p=top_p, use_kv_cache=False, generator=generator,
-        )
 
     def config_dict(self) -> dict:
         return {"vocab_size": self.vocab_size}

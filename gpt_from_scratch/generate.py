@@ -172,6 +172,27 @@ def generate(
     return torch.cat([idx, *new], dim=1) if new else idx.clone()
 
 
+class GenerationMixin:
+    """`model.generate(...)` for every model of the package, with one implementation.
+
+    The KV cache is used only by models that have one (the GPT); the others
+    recompute their short context, so use_kv_cache makes no difference to them.
+    """
+
+    @torch.no_grad()
+    def generate(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        use_kv_cache: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        return generate(self, idx, max_new_tokens, temperature, top_k, top_p, use_kv_cache, generator)
+
+
 def generate_text(
     model: torch.nn.Module,
     tokenizer,

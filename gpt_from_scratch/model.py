@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .generate import GenerationMixin
 from .weights import INIT_STD, init_weights
 
 
@@ -131,7 +132,7 @@ class GPTBlock(nn.Module):
         return x
 
 
-class GPT(nn.Module):
+class GPT(GenerationMixin, nn.Module):
     """A decoder-only transformer language model."""
 
     model_type = "gpt"
@@ -206,24 +207,6 @@ class GPT(nn.Module):
     def next_token_logits(self, idx: torch.Tensor) -> torch.Tensor:
         """Logits for the token after idx, recomputing the whole context: (B, vocab_size)."""
         return self.lm_head(self._hidden(idx)[:, -1, :])
-
-    @torch.no_grad()
-    def generate(
-        self,
-        idx: torch.Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        use_kv_cache: bool = True,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        from .generate import generate
-
-        return generate(
-            self, idx, max_new_tokens, temperature=temperature, top_k=top_k,
-            top_p=top_p, use_kv_cache=use_kv_cache, generator=generator,
-        )
 
     # --- checkpoints ---------------------------------------------------------
 

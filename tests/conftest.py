@@ -115,3 +115,14 @@ def text() -> str:
     from gpt_from_scratch.data import load_text
 
     return load_text()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """The tests' models are tiny: one thread is fastest, and does not fight other processes for cores."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -19,12 +19,6 @@ from gpt_from_scratch.model import GPT, GPTConfig
 from gpt_from_scratch.train import TrainConfig, train
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

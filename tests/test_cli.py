@@ -143,13 +143,6 @@ LONG_PROMPT = "First Citizen:\nBefore we proceed any further, hear me speak."  #
 INTERACTIVE_PROMPTS = ("ROMEO:", "", "JULIET: O")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

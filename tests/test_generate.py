@@ -22,13 +22,6 @@ from gpt_from_scratch.generate import (
 from gpt_from_scratch.model import GPT, GPTConfig
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def sharp_gpt(block_size=256, n_layer=2, n_embd=32, n_head=2, vocab_size=65, seed=0) -> GPT:

@@ -9,13 +9,6 @@ import torch.nn as nn
 import gpt_from_scratch as gfs
 from gpt_from_scratch.model import GPT, GPTConfig
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 TINY = dict(vocab_size=65, block_size=32, n_layer=2, n_head=2, n_embd=32)
