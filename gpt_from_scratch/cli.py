@@ -197,6 +197,12 @@ def cmd_train(args) -> int:
 
         if not Path(cfg.data).is_file():
             raise CLIError(f"data file not found: {cfg.data}")
+    import torch
+
+    gpu = torch.cuda.is_available() or bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    if args.preset != "cpu-tiny" and cfg.device in ("auto", "cpu") and not gpu and args.max_iters is None:
+        print(f"note: --preset {args.preset} is a GPU recipe and takes many hours on a CPU; "
+              "--preset cpu-tiny trains in minutes", file=sys.stderr)
     result = train(cfg)
     if result.interrupted:
         return 130
