@@ -425,6 +425,8 @@ def _train(cfg, model, tokenizer, train_data, val_data, text, device, ddp, rank,
 
     # --- model, resumed or new
     out_dir = Path(cfg.out_dir) if cfg.out_dir else None
+    if out_dir is not None and tokenizer is None:
+        raise ConfigError("saving checkpoints needs the tokenizer: pass tokenizer= along with train_data")
     ckpt = None
     if cfg.resume:
         if out_dir is None:
