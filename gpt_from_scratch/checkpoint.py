@@ -152,6 +152,11 @@ def read_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     return ckpt
 
 
+def float32_state(state: dict) -> dict:
+    """A state dict with floating-point tensors as float32 (shipped files may hold float16)."""
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
 def model_from_checkpoint(ckpt: dict, path: str | os.PathLike = "checkpoint") -> nn.Module:
     """Build the model a checkpoint describes and load its weights (as float32)."""
     cls = MODEL_TYPES[ckpt["model_type"]]
@@ -159,9 +164,8 @@ def model_from_checkpoint(ckpt: dict, path: str | os.PathLike = "checkpoint") ->
         model = cls.from_config_dict(dict(ckpt["config"]))
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint {path} has an invalid model config: {e}") from None
-    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
     try:
-        model.load_state_dict(state)
+        model.load_state_dict(float32_state(ckpt["model"]))
     except RuntimeError as e:
         first = [ln.strip() for ln in str(e).splitlines() if ln.strip()][1:2] or [str(e)[:160]]
         raise CheckpointError(
@@ -171,24 +175,27 @@ def model_from_checkpoint(ckpt: dict, path: str | os.PathLike = "checkpoint") ->
     return model
 
 
-def load_checkpoint(
-    path: str | os.PathLike | None = None, device: str | torch.device = "cpu"
-) -> tuple[nn.Module, CharTokenizer]:
-    """(model in eval mode on `device`, tokenizer). path=None loads the shipped checkpoint."""
-    path = shipped_checkpoint_path() if path is None else Path(path)
-    ckpt = read_checkpoint(path, "cpu")
+def model_and_tokenizer(ckpt: dict, path: str | os.PathLike = "checkpoint") -> tuple[nn.Module, CharTokenizer]:
+    """The model (float32, on the CPU) and the tokenizer a checkpoint dict holds, checked against each other."""
     model = model_from_checkpoint(ckpt, path)
     try:
         tokenizer = CharTokenizer.from_dict(ckpt["tokenizer"])
     except (TypeError, ValueError, KeyError) as e:
         raise CheckpointError(f"checkpoint {path} has an invalid tokenizer: {e}") from None
-    if tokenizer.vocab_size != getattr(model, "vocab_size", None) and tokenizer.vocab_size != getattr(
-        getattr(model, "config", None), "vocab_size", None
-    ):
+    if tokenizer.vocab_size != model.vocab_size:
         raise CheckpointError(
             f"checkpoint {path}: the tokenizer has {tokenizer.vocab_size} characters but the "
-            "model expects a different vocabulary; re-download or retrain it"
+            f"model expects {model.vocab_size}; re-download or retrain it"
         )
+    return model, tokenizer
+
+
+def load_checkpoint(
+    path: str | os.PathLike | None = None, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, CharTokenizer]:
+    """(model in eval mode on `device`, tokenizer). path=None loads the shipped checkpoint."""
+    path = shipped_checkpoint_path() if path is None else Path(path)
+    model, tokenizer = model_and_tokenizer(read_checkpoint(path, "cpu"), path)
     return model.to(device).eval(), tokenizer
 
 
@@ -201,7 +208,6 @@ def export_checkpoint(
     the weights are stored in float16; load_checkpoint turns them back into float32.
     """
     ckpt = read_checkpoint(src)
-    model = model_from_checkpoint(ckpt, src)
-    tokenizer = CharTokenizer.from_dict(ckpt["tokenizer"])
+    model, tokenizer = model_and_tokenizer(ckpt, src)
     keep = {k: ckpt[k] for k in ("iter_num", "best_val_loss", "history", "train_config") if k in ckpt}
     return atomic_torch_save(checkpoint_payload(model, tokenizer, half=half, **keep), dst)

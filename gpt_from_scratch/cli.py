@@ -171,27 +171,21 @@ def cmd_sample(args) -> int:
 
 # --- train ------------------------------------------------------------------------
 
-_TRAIN_FLAGS = {
-    "data": "data", "out_dir": "out_dir", "max_iters": "max_iters", "eval_interval": "eval_interval",
-    "eval_iters": "eval_iters", "batch_size": "batch_size", "grad_accum": "grad_accum",
-    "block_size": "block_size", "n_layer": "n_layer", "n_head": "n_head", "n_embd": "n_embd",
-    "dropout": "dropout", "learning_rate": "learning_rate", "min_lr": "min_lr",
-    "warmup_iters": "warmup_iters", "lr_decay_iters": "lr_decay_iters", "weight_decay": "weight_decay",
-    "device": "device", "dtype": "dtype", "compile": "compile", "seed": "seed",
-}
+# `train` flags that override a preset's TrainConfig field of the same name
+_TRAIN_FIELDS = (
+    "data", "out_dir", "max_iters", "eval_interval", "eval_iters", "batch_size", "grad_accum",
+    "block_size", "n_layer", "n_head", "n_embd", "dropout", "learning_rate", "min_lr",
+    "warmup_iters", "lr_decay_iters", "weight_decay", "device", "dtype", "compile", "seed",
+)
 
 
 def cmd_train(args) -> int:
     from .train import get_preset, train
 
     cfg = get_preset(args.preset)
-    changes = {field: getattr(args, flag) for flag, field in _TRAIN_FLAGS.items() if getattr(args, flag) is not None}
+    changes = {name: getattr(args, name) for name in _TRAIN_FIELDS if getattr(args, name) is not None}
     changes.setdefault("out_dir", f"out-{args.preset}")
-    changes["resume"] = args.resume
-    changes["progress"] = not args.no_progress
-    if "max_iters" in changes and "lr_decay_iters" not in changes and cfg.lr_decay_iters is None:
-        pass  # the schedule follows max_iters
-    cfg = cfg.replace(**changes)
+    cfg = cfg.replace(**changes, resume=args.resume, progress=not args.no_progress)
     if cfg.data is not None:
         from pathlib import Path
 
@@ -199,7 +193,9 @@ def cmd_train(args) -> int:
             raise CLIError(f"data file not found: {cfg.data}")
     import torch
 
-    gpu = torch.cuda.is_available() or bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    from .device import mps_available
+
+    gpu = torch.cuda.is_available() or mps_available()
     if args.preset != "cpu-tiny" and cfg.device in ("auto", "cpu") and not gpu and args.max_iters is None:
         print(f"note: --preset {args.preset} is a GPU recipe and takes many hours on a CPU; "
               "--preset cpu-tiny trains in minutes", file=sys.stderr)
@@ -213,20 +209,18 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .checkpoint import load_checkpoint, read_checkpoint, shipped_checkpoint_path
-    from .data import load_text, train_val_split
+    from .checkpoint import model_and_tokenizer, read_checkpoint, shipped_checkpoint_path
+    from .data import load_text, prepare_data
     from .device import get_device
     from .train import evaluate_split
 
     device = get_device(args.device, verbose=False)  # stderr holds only notes and errors
     path = args.checkpoint or shipped_checkpoint_path()
-    model, tokenizer = load_checkpoint(path, device=device)
-    train_frac = float(read_checkpoint(path).get("train_config", {}).get("train_frac", 0.9))
-    text = load_text(args.data)
-    import torch
-
-    data = torch.tensor(tokenizer.encode(text), dtype=torch.long)
-    train_data, val_data = train_val_split(data, train_frac)
+    ckpt = read_checkpoint(path)
+    model, tokenizer = model_and_tokenizer(ckpt, path)
+    model.to(device).eval()
+    train_frac = float(ckpt.get("train_config", {}).get("train_frac", 0.9))
+    _, train_data, val_data = prepare_data(load_text(args.data), train_frac, tokenizer=tokenizer)
     split = val_data if args.split == "val" else train_data
     loss = evaluate_split(model, split, batch_size=args.batch_size, device=device, progress=sys.stderr.isatty())
     print(f"{args.split}_loss {loss:.4f}")

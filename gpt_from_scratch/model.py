@@ -164,6 +164,10 @@ class GPT(GenerationMixin, nn.Module):
     def block_size(self) -> int:
         return self.config.block_size
 
+    @property
+    def vocab_size(self) -> int:
+        return self.config.vocab_size
+
     def num_params(self, non_embedding: bool = False) -> int:
         """Parameters, each shared tensor counted once."""
         n = sum(p.numel() for p in self.parameters())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from typing import Sequence
 
 
@@ -15,7 +16,7 @@ def char_label(ch: str) -> str:
 def _plt():
     import matplotlib
 
-    if not os.environ.get("MPLBACKEND") and "ipykernel" not in os.sys.modules:
+    if not os.environ.get("MPLBACKEND") and "ipykernel" not in sys.modules:
         matplotlib.use("Agg")  # no display needed when writing files from the CLI
     import matplotlib.pyplot as plt
 

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from .checkpoint import (
     atomic_torch_save,
     checkpoint_payload,
+    float32_state,
     read_checkpoint,
     unwrap_model,
 )
@@ -413,10 +414,7 @@ def _train(cfg, model, tokenizer, train_data, val_data, text, device, ddp, rank,
     if train_data is None or val_data is None:
         if text is None:
             text = load_text(cfg.data)
-        tok, train_data, val_data = prepare_data(text, cfg.train_frac)
-        tokenizer = tokenizer or tok
-        if tokenizer != tok:
-            raise ConfigError("the tokenizer does not match the training text")
+        tokenizer, train_data, val_data = prepare_data(text, cfg.train_frac, tokenizer=tokenizer)
     block_size = cfg.block_size
     model_block = getattr(model, "block_size", None) if model is not None else None
     if model_block and model_block > 1 and block_size > model_block:
@@ -452,7 +450,7 @@ def _train(cfg, model, tokenizer, train_data, val_data, text, device, ddp, rank,
                 f"checkpoint {out_dir / 'ckpt.pt'} does not match the requested model "
                 f"(checkpoint {got}; requested {asked}); use the run's own --preset, or a new --out-dir"
             )
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()})
+        model.load_state_dict(float32_state(ckpt["model"]))
         if tokenizer is not None and ckpt["tokenizer"] != tokenizer.to_dict():
             raise ConfigError("cannot resume: the training text has a different vocabulary than the checkpoint")
     model.to(device)
@@ -484,19 +482,20 @@ def _train(cfg, model, tokenizer, train_data, val_data, text, device, ddp, rank,
 
         model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
     ctx = autocast_context(device, dtype)
-    eval_block = block_size
     splits = {"train": train_data, "val": val_data}
-    fpt = flops_per_token(raw_model, eval_block)
+    fpt = flops_per_token(raw_model, block_size)
     peak = peak_flops(device)
-    tokens_per_step = cfg.batch_size * eval_block * cfg.grad_accum * world
+    tokens_per_step = cfg.batch_size * block_size * cfg.grad_accum * world
 
     def save(kind: str) -> None:
-        rng = {
+        if out_dir is None:
+            return
+        rng = {  # every rank's, so a resumed run continues each rank's data order
             "torch": _gather(torch.get_rng_state(), ddp, world),
             "batch": _gather(batch_gen.get_state(), ddp, world),
             "cuda": _gather(torch.cuda.get_rng_state(device), ddp, world) if device.type == "cuda" else [],
         }
-        if not master or out_dir is None:
+        if not master:
             return
         payload = checkpoint_payload(
             raw_model, tokenizer, optimizer=optimizer.state_dict(),
@@ -544,7 +543,7 @@ def _train(cfg, model, tokenizer, train_data, val_data, text, device, ddp, rank,
             # evaluate (and checkpoint) every eval_interval steps and at the end
             if (iter_num % cfg.eval_interval == 0 or iter_num == cfg.max_iters) and not just_resumed:
                 tps = tokens_since / max(time.time() - t_last, 1e-9) if tokens_since else 0.0
-                losses = estimate_loss(model, splits, cfg.batch_size, eval_block, cfg.eval_iters,
+                losses = estimate_loss(model, splits, cfg.batch_size, block_size, cfg.eval_iters,
                                        device, seed=cfg.seed + 10_000, ctx=ctx)
                 if ddp:  # every rank follows rank 0's numbers, so all take the same "best" branch
                     import torch.distributed as dist
@@ -585,7 +584,7 @@ def _train(cfg, model, tokenizer, train_data, val_data, text, device, ddp, rank,
             for g in optimizer.param_groups:
                 g["lr"] = lr
             for micro in range(cfg.grad_accum):
-                x, y = get_batch(train_data, cfg.batch_size, eval_block, device, generator=batch_gen)
+                x, y = get_batch(train_data, cfg.batch_size, block_size, device, generator=batch_gen)
                 sync = contextlib.nullcontext()
                 if ddp and micro < cfg.grad_accum - 1:
                     sync = model.no_sync()
