@@ -394,13 +394,18 @@ def train(
             device = get_device(cfg.device, verbose=master and cfg.progress)
         except ValueError as e:
             raise ConfigError(str(e)) from None
-    try:
+    if not ddp:
         return _train(cfg, model, tokenizer, train_data, val_data, text, device, ddp, rank, world, log)
-    finally:
-        if ddp:
-            import torch.distributed as dist
+    import torch.distributed as dist
 
-            dist.destroy_process_group()
+    try:
+        result = _train(cfg, model, tokenizer, train_data, val_data, text, device, ddp, rank, world, log)
+        # Tearing gloo down while a peer is still writing its logs can abort the
+        # process ("terminate called without an active exception"): wait for all.
+        dist.barrier()
+        return result
+    finally:
+        dist.destroy_process_group()
 
 
 def _train(cfg, model, tokenizer, train_data, val_data, text, device, ddp, rank, world, log):
