@@ -17,6 +17,7 @@ produce the same tokens.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Iterator
 
@@ -113,7 +114,25 @@ def window_start(length: int, prompt_length: int, block_size: int) -> int:
     return start
 
 
-@torch.no_grad()
+@contextlib.contextmanager
+def _small_step_kernels(device: torch.device) -> Iterator[None]:
+    """PyTorch's own CPU kernels for a one-token step, instead of oneDNN's.
+
+    On CPU PyTorch hands GELU to oneDNN, which costs about 8 us per call at any
+    size: more than the whole GELU of one token. The switch is put back before
+    the caller sees the token, so nothing outside generation is affected.
+    """
+    if device.type != "cpu" or not torch.backends.mkldnn.enabled:
+        yield
+        return
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = True
+
+
+@torch.inference_mode()  # like no_grad, with less bookkeeping per op: ~10% faster on CPU
 def iter_generate(
     model: torch.nn.Module,
     idx: torch.Tensor,
@@ -142,13 +161,16 @@ def iter_generate(
                     cache, cache_start = model.new_kv_cache(idx.size(0)), start
                     logits = model.forward_cached(idx[:, start:], cache)
                 else:
-                    logits = model.forward_cached(idx[:, -1:], cache)
+                    with _small_step_kernels(idx.device):
+                        logits = model.forward_cached(idx[:, -1:], cache)
             elif hasattr(model, "next_token_logits"):
                 logits = model.next_token_logits(idx[:, start:])
             else:
                 logits = model(idx[:, start:])[0][:, -1, :]
             next_id = sample_next_token(logits, temperature, top_k, top_p, generator)  # (B, 1)
             idx = torch.cat([idx, next_id], dim=1)
+            with torch.inference_mode(False):
+                next_id = next_id.clone()  # an ordinary tensor for the caller, not an inference tensor
             yield next_id
     finally:
         model.train(was_training)

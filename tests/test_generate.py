@@ -304,3 +304,27 @@ def test_generate_text():
     assert len(outs) == 2 and all(o.startswith("abc") and len(o) == 15 for o in outs)
     empty = generate_text(m, tok, prompt="", max_new_tokens=4, temperature=0)
     assert empty[0].startswith("\n") and len(empty[0]) == 5
+
+
+def test_generated_tokens_are_ordinary_tensors(model):
+    # generation runs under inference_mode for speed; what it hands back must work anywhere
+    from gpt_from_scratch.generate import iter_generate
+
+    idx = torch.zeros((1, 1), dtype=torch.long)
+    out = model.generate(idx, 5, generator=torch.Generator().manual_seed(0))
+    assert not out.is_inference()
+    out[0, 0] = 1  # in-place edits are allowed
+    loss = model(out[:, :-1], out[:, 1:])[1]
+    loss.backward()  # and the tokens can feed a training step
+    for token in iter_generate(model, idx, 3):
+        assert not token.is_inference() and not torch.is_inference_mode_enabled()
+
+
+def test_onednn_switch_is_restored_between_and_after_steps(model):
+    from gpt_from_scratch.generate import iter_generate
+
+    assert torch.backends.mkldnn.enabled
+    steps = iter_generate(model, torch.zeros((1, 1), dtype=torch.long), 4)
+    for _ in steps:
+        assert torch.backends.mkldnn.enabled  # the caller's code runs with the default back
+    assert torch.backends.mkldnn.enabled

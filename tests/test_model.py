@@ -218,3 +218,32 @@ def test_kv_cache_forward_matches_full_forward():
     model.forward_cached(idx[:, :5], cache)
     torch.testing.assert_close(model.forward_cached(idx[:, 5:12], cache), full[:, 11], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(model.next_token_logits(idx), full[:, -1], atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("batch,bias,out_features", [(1, True, 96), (3, True, 96), (1, False, 96), (2, True, 65)])
+def test_one_token_linear_equals_nn_linear(batch, bias, out_features):
+    # Linear takes a batched-product route for one position on CPU (65 outputs: the plain route)
+    torch.manual_seed(0)
+    fast = gfs.model.Linear(48, out_features, bias=bias)
+    plain = nn.Linear(48, out_features, bias=bias)
+    plain.load_state_dict(fast.state_dict())
+    x = torch.randn(batch, 1, 48)
+    y = fast(x)
+    assert y.shape == (batch, 1, out_features)
+    torch.testing.assert_close(y, plain(x), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast(x.expand(batch, 5, 48)), plain(x.expand(batch, 5, 48)), atol=0, rtol=0)
+    # and it is differentiable like nn.Linear
+    y.sum().backward()
+    plain(x).sum().backward()
+    torch.testing.assert_close(fast.weight.grad, plain.weight.grad, atol=1e-5, rtol=1e-5)
+
+
+def test_one_token_linear_takes_the_batched_route(monkeypatch):
+    calls = []
+    real = torch.baddbmm
+    monkeypatch.setattr(torch, "baddbmm", lambda *a, **k: calls.append(1) or real(*a, **k))
+    layer = gfs.model.Linear(16, 32)
+    layer(torch.randn(1, 1, 16))
+    assert calls == [1]
+    layer(torch.randn(1, 4, 16))  # several positions: the ordinary matrix product
+    assert calls == [1]
