@@ -232,6 +232,8 @@ def test_one_token_linear_equals_nn_linear(batch, bias, out_features):
     assert y.shape == (batch, 1, out_features)
     torch.testing.assert_close(y, plain(x), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(fast(x.expand(batch, 5, 48)), plain(x.expand(batch, 5, 48)), atol=0, rtol=0)
+    strided = torch.randn(batch, 1, 96)[..., ::2]  # (batch, 1, 48), every other number: not contiguous
+    torch.testing.assert_close(fast(strided), plain(strided), atol=1e-5, rtol=1e-5)
     # and it is differentiable like nn.Linear
     y.sum().backward()
     plain(x).sum().backward()
