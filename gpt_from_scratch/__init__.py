@@ -3,7 +3,7 @@
 __version__ = "0.1.0"
 
 # The public home of the project. Badges, the notebooks' setup cell and
-# pyproject.toml are made from this one value (see gpt_from_scratch.badges).
+# pyproject.toml are made from this one value (see tools/badges.py).
 REPO_URL = "https://github.com/gpt-from-scratch/gpt-from-scratch"
 REPO_BRANCH = "main"
 

@@ -1,7 +1,6 @@
 """Shared test setup.
 
-* Points ``GPT_FROM_SCRATCH_DATA`` at ``<repo>/../shared/data/tinyshakespeare.txt``
-  when that file exists and the variable is unset (CI keeps a local copy there).
+* (The data path and quick mode are set in the repository's top-level conftest.py.)
 * Blocks every network connection except loopback and Unix sockets, so no test
   can quietly depend on the internet.
 * ``text``: Tiny Shakespeare, loaded once per session.
@@ -10,18 +9,12 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DATA_ENV = "GPT_FROM_SCRATCH_DATA"
-_SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
-
-if not os.environ.get(DATA_ENV) and _SHARED_DATA.is_file():
-    os.environ[DATA_ENV] = str(_SHARED_DATA)
 
 
 # --------------------------------------------------------------------------- #

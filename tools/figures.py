@@ -1,8 +1,8 @@
 """The figures of notes/ and README.md, drawn from the package itself.
 
-    python -m gpt_from_scratch.figures            # writes notes/figures/*.png
-    python -m gpt_from_scratch.figures --list     # what it would write
-    python -m gpt_from_scratch.figures --only lr_schedule --out /tmp/figs
+    python tools/figures.py            # writes notes/figures/*.png
+    python tools/figures.py --list     # what it would write
+    python tools/figures.py --only lr_schedule --out /tmp/figs
 
 Every figure is deterministic: fixed seeds, no network, no training. The
 numbers come from the package where they can (the LR schedule from
@@ -140,7 +140,7 @@ def training_windows(path: Path) -> Path:
 
 def causal_mask(path: Path) -> Path:
     plt = _plt()
-    from .attention import causal_mask as make_mask
+    from gpt_from_scratch.attention import causal_mask as make_mask
 
     T = 6
     g = torch.Generator().manual_seed(0)
@@ -223,7 +223,7 @@ def attention_heatmap(path: Path) -> Path | None:
     if not ckpt.is_file():
         return None
     plt = _plt()
-    from .checkpoint import load_checkpoint
+    from gpt_from_scratch.checkpoint import load_checkpoint
 
     model, tok = load_checkpoint(ckpt)
     prompt = "ROMEO:\nWhat light is this?"
@@ -299,7 +299,7 @@ def transformer_block(path: Path) -> Path:
 
 def architecture(path: Path) -> Path:
     plt = _plt()
-    from .model import GPT, GPTConfig
+    from gpt_from_scratch.model import GPT, GPTConfig
 
     cfg = GPTConfig()
     with torch.random.fork_rng():
@@ -365,7 +365,7 @@ def architecture(path: Path) -> Path:
 
 def lr_schedule(path: Path) -> Path:
     plt = _plt()
-    from .train import get_lr, get_preset
+    from gpt_from_scratch.train import get_lr, get_preset
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [2, 1]})
     for name, color in (("shakespeare-char", BLUE), ("cpu-tiny", ORANGE)):
@@ -423,7 +423,7 @@ def precision_formats(path: Path) -> Path:
 
 def sampling(path: Path) -> Path:
     plt = _plt()
-    from .generate import filter_probs
+    from gpt_from_scratch.generate import filter_probs
 
     chars = ["e", " ", "a", "o", "i", "t", "h", "s", "n", "r", ",", "u"]
     logits = torch.tensor([[2.6, 2.3, 1.9, 1.6, 1.2, 1.0, 0.7, 0.4, 0.2, -0.1, -0.5, -0.9]])
@@ -455,7 +455,7 @@ def kv_cache_window(path: Path) -> Path:
     plt = _plt()
     from matplotlib.patches import Rectangle
 
-    from .generate import window_start, window_stride
+    from gpt_from_scratch.generate import window_start, window_stride
 
     block, prompt = 8, 3
     steps = list(range(prompt, prompt + 15))  # sequence length when predicting the next token
@@ -535,7 +535,7 @@ def make_figures(out_dir: str | os.PathLike | None = None, only: list[str] | Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m gpt_from_scratch.figures", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python tools/figures.py", description=__doc__.splitlines()[0])
     p.add_argument("--out", help="output folder (default: notes/figures in this checkout)")
     p.add_argument("--only", nargs="+", choices=sorted(FIGURES), help="make only these figures")
     p.add_argument("--list", action="store_true", help="list the figures and exit")

@@ -13,8 +13,8 @@ Everything below is made from it:
 
 Usage::
 
-    python -m gpt_from_scratch.badges            # rewrite everything from REPO_URL
-    python -m gpt_from_scratch.badges --check    # only report; exit 1 on any mismatch
+    python tools/badges.py            # rewrite everything from REPO_URL
+    python tools/badges.py --check    # only report; exit 1 on any mismatch
 
 A rewritten notebook keeps nbformat's own JSON layout (indent 1, sorted keys,
 trailing newline) and changes nothing but the lines that held a wrong URL.
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from . import REPO_BRANCH, REPO_URL
+from gpt_from_scratch import REPO_BRANCH, REPO_URL
 
 __all__ = [
     "Problem",
@@ -304,7 +304,7 @@ def rewrite(root: str | Path | None = None, repo_url: str = REPO_URL, branch: st
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m gpt_from_scratch.badges",
+        prog="python tools/badges.py",
         description="Rewrite (or --check) every Colab/Kaggle badge and repository URL from gpt_from_scratch.REPO_URL.",
     )
     p.add_argument("--check", action="store_true", help="only report mismatches; exit 1 if there are any")
@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
             for prob in problems:
                 print(prob)
             if problems:
-                print(f"badges: {len(problems)} mismatch(es); fix them with `python -m gpt_from_scratch.badges`")
+                print(f"badges: {len(problems)} mismatch(es); fix them with `python tools/badges.py`")
                 return 1
             print(f"badges: everything points at {args.repo_url} (branch {args.branch})")
             return 0

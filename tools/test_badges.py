@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import gpt_from_scratch as gfs
-from gpt_from_scratch import badges
+import badges
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -58,7 +58,7 @@ def test_url_helpers():
 
 def test_the_repository_as_committed_passes_the_check():
     problems = badges.check(ROOT)
-    assert problems == [], "\n".join(map(str, problems)) + "\nrun `python -m gpt_from_scratch.badges`"
+    assert problems == [], "\n".join(map(str, problems)) + "\nrun `python tools/badges.py`"
     assert badges.main(["--check", "--root", str(ROOT)]) == 0
 
 
