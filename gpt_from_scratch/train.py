@@ -1,10 +1,16 @@
 """The training engine shared by the notebooks and `python -m gpt_from_scratch train`.
 
-One loop for every model in the course: AdamW with decoupled weight decay on
-matrices only, linear warmup then cosine decay, gradient clipping and
-accumulation, mixed precision, periodic evaluation, atomic checkpoints that
-resume exactly, Ctrl-C that saves before it stops, and DistributedDataParallel
-under torchrun.
+One loop for every model in the course, in four parts a reader can follow:
+
+1. setup (`_prepare`): the data and tokenizer, the model (new, fine-tuned from
+   a checkpoint, or resumed), the optimizer, mixed precision, DDP;
+2. one optimizer step (`Trainer.step`): gradient accumulation over micro-steps,
+   clipping, the learning rate of the warmup + cosine schedule;
+3. evaluate and checkpoint (`Trainer.evaluate`, `Trainer.save`): losses on both
+   splits every eval_interval steps, best.pt and ckpt.pt written atomically;
+4. the loop (`Trainer.run`): steps until max_iters or Ctrl-C, which saves first.
+
+DistributedDataParallel under torchrun lives in distributed.py.
 """
 
 from __future__ import annotations
@@ -29,13 +35,16 @@ from .checkpoint import (
     atomic_torch_save,
     checkpoint_payload,
     float32_state,
+    model_and_tokenizer,
     read_checkpoint,
     unwrap_model,
 )
-from .data import get_batch, load_text, prepare_data
+from .data import get_batch, load_text, make_tokenizer, prepare_data
 from .device import get_device
+from .distributed import Distributed
 from .model import GPT, GPTConfig
-from .tokenizer import CharTokenizer
+
+MODEL_FIELDS = {f.name for f in dataclasses.fields(GPTConfig)}
 
 
 class ConfigError(ValueError):
@@ -44,13 +53,13 @@ class ConfigError(ValueError):
 
 @dataclass
 class TrainConfig:
-    # the model (used when train() builds a GPT itself)
-    n_layer: int = 6
-    n_head: int = 6
-    n_embd: int = 384
-    block_size: int = 256  # context length in characters
-    dropout: float = 0.2
-    bias: bool = False
+    # the model: the GPT that train() builds when it is given none (None: GPTConfig(), the flagship).
+    # Its vocab_size is taken from the tokenizer.
+    model: GPTConfig | None = None
+    block_size: int | None = None  # training window in tokens; None: the model's context length
+    tokenizer: str = "char"  # "char", or "bpe" (byte-level BPE trained on the training split)
+    vocab_size: int = 512  # size of the BPE vocabulary (tokenizer="bpe" only)
+    init_from: str | None = None  # fine-tune: start from this checkpoint's weights and tokenizer
     # optimisation
     batch_size: int = 64  # sequences per micro-step (per process under torchrun)
     grad_accum: int = 1  # micro-steps per optimizer step
@@ -64,6 +73,7 @@ class TrainConfig:
     beta2: float = 0.99
     weight_decay: float = 0.1  # on 2-D weights only
     grad_clip: float = 1.0  # 0 disables clipping
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
     # evaluation
     eval_interval: int = 250
     eval_iters: int = 200  # batches averaged per estimate
@@ -79,26 +89,59 @@ class TrainConfig:
     progress: bool = True
 
     def replace(self, **changes) -> "TrainConfig":
+        """A copy with some fields changed. Model fields (n_layer, dropout, ...) change `model`;
+        block_size does too when there is a model config, else it is the training window."""
+        to_model = MODEL_FIELDS if (changes.get("model") or self.model) is not None else MODEL_FIELDS - {"block_size"}
+        model_changes = {k: changes.pop(k) for k in list(changes) if k in to_model}
+        if model_changes:
+            base = changes.get("model", self.model) or GPTConfig()
+            try:
+                changes["model"] = dataclasses.replace(base, **model_changes)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
         return dataclasses.replace(self, **changes)
+
+    @property
+    def gpt(self) -> GPTConfig:
+        """The model config in force: `model`, or the flagship's."""
+        return self.model if self.model is not None else GPTConfig()
+
+
+def _gpt(**kw) -> GPTConfig:
+    return GPTConfig(**kw)
 
 
 PRESETS: dict[str, TrainConfig] = {
-    # nanoGPT's shakespeare-char recipe: the flagship model and the baseline.
-    "shakespeare-char": TrainConfig(),
-    # A few minutes on a laptop CPU, and it still writes recognisable play text.
+    # nanoGPT's shakespeare-char recipe: the flagship model and the baseline (10.7M parameters).
+    "shakespeare-char": TrainConfig(model=GPTConfig()),
+    # A few minutes on a laptop CPU, and it still writes recognisable play text (0.8M).
     "cpu-tiny": TrainConfig(
-        n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0, batch_size=32,
-        max_iters=2000, learning_rate=2e-3, min_lr=2e-4, warmup_iters=100,
-        eval_interval=200, eval_iters=20,
+        model=_gpt(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0), batch_size=32,
+        max_iters=2000, learning_rate=2e-3, min_lr=2e-4, warmup_iters=100, eval_interval=200, eval_iters=20,
     ),
-    # Bigger models for bigger GPUs (they overfit Tiny Shakespeare sooner: watch val).
+    # Larger sizes, as in the bigger "custom GPT" projects: about 10M, 25M, 80M and 350M parameters.
+    # They overfit Tiny Shakespeare sooner the larger they are: watch val. README.md has a memory table.
+    "tiny": TrainConfig(model=GPTConfig()),
     "small": TrainConfig(
-        n_layer=8, n_head=8, n_embd=512, dropout=0.25, learning_rate=6e-4, min_lr=6e-5,
-        max_iters=5000, warmup_iters=200,
+        model=_gpt(n_layer=8, n_head=8, n_embd=512, dropout=0.25), learning_rate=6e-4, min_lr=6e-5,
+        warmup_iters=200,
     ),
     "medium": TrainConfig(
-        n_layer=12, n_head=12, n_embd=768, dropout=0.3, learning_rate=3e-4, min_lr=3e-5,
-        max_iters=5000, warmup_iters=200, batch_size=32, grad_accum=2,
+        model=_gpt(n_layer=12, n_head=12, n_embd=768, dropout=0.3), learning_rate=3e-4, min_lr=3e-5,
+        warmup_iters=200, batch_size=32, grad_accum=2,
+    ),
+    "large": TrainConfig(
+        model=_gpt(n_layer=28, n_head=16, n_embd=1024, dropout=0.3), learning_rate=2e-4, min_lr=2e-5,
+        warmup_iters=300, batch_size=16, grad_accum=4, gradient_checkpointing=True,
+    ),
+    # Fine-tuning (`train --init-from CKPT`): the model, its context and its tokenizer come from the
+    # checkpoint. The learning rate is a tenth of cpu-tiny's, so the first steps adjust what the model
+    # knows instead of wrecking it; the warmup is short because the weights are already good; and it
+    # evaluates every 50 steps, because a small text is memorised within a few hundred steps: best.pt
+    # keeps the model from before that happened.
+    "finetune": TrainConfig(
+        batch_size=32, max_iters=600, learning_rate=2e-4, min_lr=2e-5, warmup_iters=20,
+        eval_interval=50, eval_iters=20,
     ),
 }
 
@@ -205,12 +248,11 @@ def peak_flops(device: torch.device) -> float | None:
 def flops_per_token(model: nn.Module, block_size: int) -> float:
     """Training FLOPs per token: 6 per parameter plus attention's 12 * L * C * T."""
     m = unwrap_model(model)
-    n = sum(p.numel() for p in m.parameters())
     cfg = getattr(m, "config", None)
     if isinstance(cfg, GPTConfig):
-        n -= m.transformer.wpe.weight.numel()
+        n = m.num_params(non_embedding=True)  # position embeddings cost no multiplications
         return 6 * n + 12 * cfg.n_layer * cfg.n_embd * block_size
-    return 6 * n
+    return 6 * sum(p.numel() for p in m.parameters())
 
 
 @torch.no_grad()
@@ -287,13 +329,33 @@ def evaluate_split(
     return total / count
 
 
-# --- the loop ------------------------------------------------------------------
+def evaluate_text(
+    model: nn.Module, tokenizer, text: str, batch_size: int = 32,
+    device: torch.device | str | None = None, progress: bool = False,
+) -> dict:
+    """Score a text with any tokenizer: the loss per token, and per character.
+
+    Per character is the fair number between tokenizers: the total nats over
+    the text divided by the characters predicted (all but those of the first
+    token, which has nothing before it). For a character model the two agree.
+    """
+    from .data import encode_text
+
+    data = encode_text(text, tokenizer)
+    per_token = evaluate_split(model, data, batch_size=batch_size, device=device, progress=progress)
+    predicted = len(data) - 1
+    chars = len(text) - len(tokenizer.decode(data[:1].tolist()))
+    return dict(loss_per_token=per_token, loss_per_char=per_token * predicted / chars,
+                tokens=len(data), chars=len(text))
+
+
+# --- setup ---------------------------------------------------------------------
 
 
 @dataclass
 class TrainResult:
     model: nn.Module
-    tokenizer: CharTokenizer | None
+    tokenizer: object | None
     history: list = field(default_factory=list)  # one dict per evaluation
     step_losses: list = field(default_factory=list)  # training loss of every step run here
     best_val_loss: float = float("inf")
@@ -301,6 +363,108 @@ class TrainResult:
     elapsed_s: float = 0.0
     interrupted: bool = False
     out_dir: str | None = None
+
+
+def _check_settings(cfg: TrainConfig, train_data: torch.Tensor, val_data: torch.Tensor, block_size: int) -> None:
+    for name in ("max_iters", "batch_size", "grad_accum", "eval_interval", "eval_iters"):
+        v = getattr(cfg, name)
+        if v < (0 if name == "max_iters" else 1):
+            raise ConfigError(f"{name.replace('_', '-')} must be positive, got {v}")
+    if block_size < 1:
+        raise ConfigError(f"block-size must be positive, got {block_size}")
+    n = len(train_data) + len(val_data)
+    if block_size >= n:
+        raise ConfigError(f"block_size ({block_size}) is longer than the data ({n} tokens); "
+                          "use a smaller --block-size or more text")
+    for name, data in (("training", train_data), ("validation", val_data)):
+        if len(data) <= block_size:
+            raise ConfigError(
+                f"the {name} split has {len(data)} tokens, fewer than one window of {block_size + 1}; "
+                "use more text or a smaller --block-size"
+            )
+
+
+def _load_data(cfg: TrainConfig, tokenizer, train_data, val_data, text, log):
+    """(tokenizer, train, val): given tensors as they are, else the text tokenized and split."""
+    if train_data is not None and val_data is not None:
+        return tokenizer, train_data, val_data
+    if text is None:
+        text = load_text(cfg.data)
+    if tokenizer is None:
+        tokenizer = make_tokenizer(cfg.tokenizer, text, cfg.train_frac, cfg.vocab_size, log=log)
+    try:
+        tokenizer, train_data, val_data = prepare_data(text, cfg.train_frac, tokenizer=tokenizer)
+    except ValueError as e:  # characters a checkpoint's vocabulary lacks
+        if not cfg.init_from:
+            raise ConfigError(str(e)) from None
+        raise ConfigError(f"{e}; the checkpoint of --init-from cannot read this text: train from scratch "
+                          "(without --init-from), or drop or replace those characters in the text") from None
+    return tokenizer, train_data, val_data
+
+
+def _report_split(train_frac: float, train_data, val_data, block_size: int, log) -> None:
+    """Say how a user's text was split, and warn when the validation part is too small to trust."""
+    log(f"data: the first {train_frac:.0%} train ({len(train_data):,} tokens), "
+        f"the last {1 - train_frac:.0%} validate ({len(val_data):,} tokens)")
+    if len(val_data) < max(10 * block_size, 2000):
+        log(f"warning: the validation split has only {len(val_data):,} tokens, so its loss is noisy and "
+            "will not show overfitting reliably; use more text for a number you can trust")
+
+
+def _check_model_matches(cfg: TrainConfig, model: nn.Module) -> None:
+    """A model passed in must be the one cfg.model describes, when cfg.model says anything."""
+    if cfg.model is None:
+        return
+    have = getattr(unwrap_model(model), "config", None)
+    if not isinstance(have, GPTConfig):
+        raise ConfigError(f"TrainConfig.model describes a GPT but the model passed in is a {type(model).__name__}; "
+                          "leave TrainConfig.model unset when you pass your own model")
+    want = dataclasses.replace(cfg.model, vocab_size=have.vocab_size)  # the tokenizer decides vocab_size
+    diff = [f"{k}={getattr(want, k)!r} vs {getattr(have, k)!r}" for k in sorted(MODEL_FIELDS)
+            if getattr(want, k) != getattr(have, k)]
+    if diff:
+        raise ConfigError("the model passed in differs from TrainConfig.model (config vs model: "
+                          + ", ".join(diff) + "); change one of them, or leave TrainConfig.model unset")
+
+
+def _fine_tune_start(cfg: TrainConfig) -> tuple[nn.Module, object]:
+    """The weights and tokenizer of cfg.init_from, in a model with cfg's dropout, for fine-tuning."""
+    path = Path(cfg.init_from)
+    trained, tokenizer = model_and_tokenizer(read_checkpoint(path), path)
+    if not isinstance(trained, GPT):
+        raise ConfigError(f"--init-from needs a GPT checkpoint; {path} holds a {trained.model_type} model")
+    dropout = cfg.model.dropout if cfg.model is not None else trained.config.dropout
+    model = GPT(dataclasses.replace(trained.config, dropout=dropout))
+    model.load_state_dict(trained.state_dict())
+    return model, tokenizer
+
+
+def _restore(ckpt: dict, model: nn.Module, tokenizer, path: Path) -> None:
+    """Check that a run's ckpt.pt fits the requested model and tokenizer, and load its weights."""
+    want, have = unwrap_model(model).config_dict(), ckpt["config"]
+    diff = [k for k in want if k != "dropout" and want.get(k) != have.get(k, want.get(k))]
+    if diff or ckpt["model_type"] != unwrap_model(model).model_type:
+        got = ", ".join(f"{k}={have.get(k)}" for k in diff)
+        asked = ", ".join(f"{k}={want.get(k)}" for k in diff)
+        raise ConfigError(f"checkpoint {path} does not match the requested model (checkpoint {got}; "
+                          f"requested {asked}); use the run's own --preset, or a new --out-dir")
+    model.load_state_dict(float32_state(ckpt["model"]))
+    if tokenizer is not None and ckpt["tokenizer"] != tokenizer.to_dict():
+        raise ConfigError("cannot resume: the training text has a different vocabulary than the checkpoint")
+
+
+def _read_resume_checkpoint(cfg: TrainConfig, out_dir: Path | None) -> dict | None:
+    if not cfg.resume:
+        return None
+    if out_dir is None:
+        raise ConfigError("--resume needs --out-dir (the folder holding ckpt.pt)")
+    path = out_dir / "ckpt.pt"
+    if not path.is_file():
+        raise ConfigError(f"cannot resume: {path} does not exist; train without --resume first")
+    return read_checkpoint(path, "cpu")
+
+
+# --- the run ---------------------------------------------------------------------
 
 
 class _StopFlag:
@@ -328,303 +492,263 @@ class _StopFlag:
         return False
 
 
-def _ddp_info():
-    rank = int(os.environ.get("RANK", -1))
-    if rank == -1:
-        return False, 0, 0, 1
-    return True, rank, int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+class Trainer:
+    """One training run: the state the parts share, and the parts themselves."""
+
+    def __init__(self, cfg: TrainConfig, dist: Distributed, device: torch.device, model: nn.Module,
+                 tokenizer, train_data: torch.Tensor, val_data: torch.Tensor, ckpt: dict | None, log):
+        self.cfg, self.dist, self.device, self.log = cfg, dist, device, log
+        self.tokenizer, self.splits = tokenizer, {"train": train_data, "val": val_data}
+        self.block_size = cfg.block_size or unwrap_model(model).block_size
+        self.out_dir = Path(cfg.out_dir) if cfg.out_dir else None
+        self.dtype = resolve_dtype(cfg.dtype, device)
+        self.ctx = autocast_context(device, self.dtype)
+        if cfg.gradient_checkpointing:
+            model.gradient_checkpointing = True
+        self.raw_model = model.to(device)
+        self.optimizer = configure_optimizer(model, cfg, device)
+        self.scaler = make_grad_scaler(device, enabled=(self.dtype == torch.float16 and device.type == "cuda"))
+        self.batch_gen = torch.Generator().manual_seed(cfg.seed + dist.rank)
+        torch.manual_seed(cfg.seed + dist.rank)  # dropout masks
+        self.iter_num, self.best_val, self.history = 0, float("inf"), []
+        if ckpt is not None:
+            self._resume(ckpt)
+        self.model = dist.wrap(maybe_compile(model, cfg.compile, device, log), device)
+        self.tokens_per_step = cfg.batch_size * self.block_size * cfg.grad_accum * dist.world
+
+    def _resume(self, ckpt: dict) -> None:
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.iter_num, self.best_val = int(ckpt["iter_num"]), float(ckpt["best_val_loss"])
+        self.history = list(ckpt.get("history", []))
+        rng, rank = ckpt.get("rng", {}), self.dist.rank
+        if len(rng.get("batch", [])) == self.dist.world:
+            self.batch_gen.set_state(rng["batch"][rank])
+            torch.set_rng_state(rng["torch"][rank])
+            if self.device.type == "cuda" and rng.get("cuda"):
+                torch.cuda.set_rng_state(rng["cuda"][rank], self.device)
+        else:
+            self.log("warning: the checkpoint was written by a different number of processes; data order restarts")
+        self.log(f"resumed from {self.out_dir / 'ckpt.pt'} at iteration {self.iter_num} (best val {self.best_val:.4f})")
+
+    # --- 2. one optimizer step ---------------------------------------------------------
+
+    def step(self) -> torch.Tensor:
+        """Accumulate gradients over grad_accum micro-batches, clip, and update. Returns the last loss."""
+        cfg = self.cfg
+        lr = get_lr(self.iter_num, cfg)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        for micro in range(cfg.grad_accum):
+            x, y = get_batch(self.splits["train"], cfg.batch_size, self.block_size, self.device,
+                             generator=self.batch_gen)
+            with self.dist.no_sync(self.model, last_micro_step=micro == cfg.grad_accum - 1):
+                with self.ctx:
+                    _, loss = self.model(x, y)
+                self.scaler.scale(loss / cfg.grad_accum).backward()  # the mean over all micro-batches
+        if cfg.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.iter_num += 1
+        return loss.detach()
+
+    # --- 3. evaluate and checkpoint ------------------------------------------------------
+
+    def evaluate(self, tokens_per_s: float) -> dict:
+        """Both splits' loss on eval_iters random batches (rank 0's numbers on every rank)."""
+        cfg = self.cfg
+        losses = estimate_loss(self.model, self.splits, cfg.batch_size, self.block_size, cfg.eval_iters,
+                               self.device, seed=cfg.seed + 10_000, ctx=self.ctx)
+        train_loss, val_loss = self.dist.from_master([losses["train"], losses["val"]], self.device)
+        row = dict(iter=self.iter_num, train_loss=train_loss, val_loss=val_loss,
+                   lr=get_lr(self.iter_num, cfg), tokens_per_s=tokens_per_s)
+        self.history.append(row)
+        if val_loss < self.best_val:
+            self.best_val = val_loss
+            self.save("best.pt")
+        self.save("ckpt.pt")
+        self.write_logs()
+        return row
+
+    def save(self, name: str) -> None:
+        """Write a checkpoint that resumes exactly: weights, optimizer, every rank's RNG state."""
+        if self.out_dir is None:
+            return
+        rng = {
+            "torch": self.dist.gather(torch.get_rng_state()),
+            "batch": self.dist.gather(self.batch_gen.get_state()),
+            "cuda": self.dist.gather(torch.cuda.get_rng_state(self.device)) if self.device.type == "cuda" else [],
+        }
+        if not self.dist.master:
+            return
+        payload = checkpoint_payload(
+            self.raw_model, self.tokenizer, optimizer=self.optimizer.state_dict(),
+            scaler=self.scaler.state_dict() if self.scaler.is_enabled() else {}, iter_num=self.iter_num,
+            best_val_loss=self.best_val, rng=rng, history=self.history,
+            train_config=dataclasses.asdict(self.cfg), world_size=self.dist.world,
+        )
+        atomic_torch_save(payload, self.out_dir / name)
+
+    def write_logs(self) -> None:
+        """log.csv and loss.png, rewritten after every evaluation."""
+        if not self.dist.master or self.out_dir is None:
+            return
+        with open(self.out_dir / "log.csv.tmp", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["iter", "train_loss", "val_loss", "lr", "tokens_per_s"])
+            for h in self.history:
+                w.writerow([h["iter"], f"{h['train_loss']:.4f}", f"{h['val_loss']:.4f}",
+                            f"{h['lr']:.3e}", f"{h['tokens_per_s']:.0f}"])
+        os.replace(self.out_dir / "log.csv.tmp", self.out_dir / "log.csv")
+        from .plotting import plot_losses
+
+        plot_losses(self.history, self.out_dir / "loss.png", title=f"Training {self.out_dir.name}")
+
+    # --- 4. the loop -----------------------------------------------------------------------
+
+    def run(self) -> TrainResult:
+        cfg, log = self.cfg, self.log
+        if self.out_dir is not None and self.dist.master:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            log(f"writing checkpoints and logs to {self.out_dir}/")
+        n_params = sum(p.numel() for p in self.raw_model.parameters())
+        log(f"model: {n_params:,} parameters | dtype {str(self.dtype).replace('torch.', '')} | "
+            f"{self.tokens_per_step:,} tokens per step")
+        bar = _progress_bar(cfg, self.dist, self.iter_num)
+        meter = _Speed(self.raw_model, self.block_size, self.device)
+        step_losses, interrupted, skip_eval = [], False, self.iter_num > 0
+        t_start = time.time()
+        self.model.train()
+        with _StopFlag() as stop:
+            while True:
+                if (self.iter_num % cfg.eval_interval == 0 or self.iter_num == cfg.max_iters) and not skip_eval:
+                    row = self.evaluate(meter.tokens_per_s())
+                    meter.restart()  # evaluation time does not count as training
+                    line = f"iter {row['iter']}: train {row['train_loss']:.4f}, val {row['val_loss']:.4f}"
+                    bar.write(line) if bar is not None else log(line)
+                skip_eval = False  # a resumed run has already evaluated its first iteration
+                if self.iter_num >= cfg.max_iters:
+                    break
+                if self.dist.any(stop.set, self.device):
+                    self.save("ckpt.pt")
+                    self.write_logs()
+                    interrupted = True
+                    if self.out_dir is not None:
+                        log(f"stopped at iteration {self.iter_num}; resume with --resume --out-dir {self.out_dir}")
+                    break
+                loss = self.step()
+                step_losses.append(loss)
+                meter.add(self.tokens_per_step)
+                if bar is not None:
+                    bar.update(1)
+                    if self.iter_num % 10 == 0 or self.iter_num == cfg.max_iters:
+                        bar.set_postfix(loss=f"{loss.item():.3f}", **meter.postfix(), refresh=False)
+        if bar is not None:
+            bar.close()
+        elapsed = time.time() - t_start
+        if self.history:
+            log(f"done: iteration {self.iter_num}, best val {self.best_val:.4f}, {elapsed:.1f} s")
+        return TrainResult(
+            model=self.raw_model, tokenizer=self.tokenizer, history=self.history,
+            step_losses=torch.stack(step_losses).float().tolist() if step_losses else [],
+            best_val_loss=self.best_val, iter_num=self.iter_num, elapsed_s=elapsed, interrupted=interrupted,
+            out_dir=str(self.out_dir) if self.out_dir else None,
+        )
 
 
-def _gather(obj, ddp: bool, world: int) -> list:
-    if not ddp:
-        return [obj]
-    import torch.distributed as dist
+class _Speed:
+    """Training tokens per second since the last evaluation, and MFU where the GPU's peak is known."""
 
-    out = [None] * world
-    dist.all_gather_object(out, obj)
-    return out
+    def __init__(self, model: nn.Module, block_size: int, device: torch.device):
+        self.fpt, self.peak = flops_per_token(model, block_size), peak_flops(device)
+        self.restart()
+
+    def restart(self) -> None:
+        self.t, self.tokens = time.time(), 0
+
+    def add(self, tokens: int) -> None:
+        self.tokens += tokens
+
+    def tokens_per_s(self) -> float:
+        return self.tokens / max(time.time() - self.t, 1e-9) if self.tokens else 0.0
+
+    def postfix(self) -> dict:
+        tps = self.tokens_per_s()
+        out = {"tok_s": f"{tps:,.0f}"}
+        if self.peak:  # model FLOPs utilisation: only meaningful on a GPU with a known peak
+            out["mfu"] = f"{100 * self.fpt * tps / self.peak:.1f}%"
+        return out
 
 
-def _validate(cfg: TrainConfig, train_data: torch.Tensor, val_data: torch.Tensor, block_size: int) -> None:
-    if cfg.n_embd % cfg.n_head != 0:
-        raise ConfigError(f"n_embd ({cfg.n_embd}) must be divisible by n_head ({cfg.n_head})")
-    for name in ("max_iters", "batch_size", "grad_accum", "eval_interval", "eval_iters", "block_size"):
-        v = getattr(cfg, name)
-        if v < (0 if name == "max_iters" else 1):
-            raise ConfigError(f"{name.replace('_', '-')} must be positive, got {v}")
-    n = len(train_data) + len(val_data)
-    if block_size >= n:
-        raise ConfigError(f"block_size ({block_size}) is longer than the data ({n} characters); use a smaller --preset or more text")
-    for name, data in (("training", train_data), ("validation", val_data)):
-        if len(data) <= block_size:
-            raise ConfigError(
-                f"the {name} split has {len(data)} characters, fewer than one batch window of "
-                f"{block_size + 1}; use more text or a smaller block_size"
-            )
+def _progress_bar(cfg: TrainConfig, dist: Distributed, initial: int):
+    if not (cfg.progress and dist.master):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=cfg.max_iters, initial=initial, desc="train", unit="it", dynamic_ncols=True)
+
+
+def _prepare(cfg: TrainConfig, dist: Distributed, model, tokenizer, train_data, val_data, text, log) -> Trainer:
+    """1. Setup: device, data, model (new, fine-tuned or resumed), and the Trainer that holds them."""
+    if dist.enabled:
+        device = dist.device()
+        log(f"DistributedDataParallel: {dist.world} processes, backend {dist.backend}")
+    else:
+        try:
+            device = get_device(cfg.device, verbose=dist.master and cfg.progress)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    if cfg.init_from and model is None:
+        model, tokenizer = _fine_tune_start(cfg)
+    elif model is not None:
+        _check_model_matches(cfg, model)
+    tokenizer, train_data, val_data = _load_data(cfg, tokenizer, train_data, val_data, text, log)
+    if model is None:
+        torch.manual_seed(cfg.seed)
+        model = GPT(dataclasses.replace(cfg.gpt, vocab_size=tokenizer.vocab_size))
+    block_size = cfg.block_size or unwrap_model(model).block_size
+    model_block = unwrap_model(model).block_size
+    if model_block > 1 and block_size > model_block:
+        raise ConfigError(f"block_size ({block_size}) is longer than the model's context ({model_block})")
+    _check_settings(cfg, train_data, val_data, block_size)
+    if cfg.data:  # the user's own text: say how it was split
+        _report_split(cfg.train_frac, train_data, val_data, block_size, log)
+    out_dir = Path(cfg.out_dir) if cfg.out_dir else None
+    if out_dir is not None and tokenizer is None:
+        raise ConfigError("saving checkpoints needs the tokenizer: pass tokenizer= along with train_data")
+    ckpt = _read_resume_checkpoint(cfg, out_dir)
+    if ckpt is not None:
+        _restore(ckpt, model, tokenizer, out_dir / "ckpt.pt")
+    return Trainer(cfg, dist, device, model, tokenizer, train_data, val_data, ckpt, log)
 
 
 def train(
     cfg: TrainConfig,
     model: nn.Module | None = None,
-    tokenizer: CharTokenizer | None = None,
+    tokenizer=None,
     train_data: torch.Tensor | None = None,
     val_data: torch.Tensor | None = None,
     text: str | None = None,
 ) -> TrainResult:
-    """Train `model` (or a GPT built from cfg) and return what happened.
+    """Train `model` (or the GPT that cfg.model describes) and return what happened.
 
     Give either train_data/val_data (token tensors) or text; with neither the
     text comes from load_text(cfg.data). With cfg.out_dir set it writes
     ckpt.pt, best.pt, log.csv and loss.png there.
     """
-    ddp, rank, local_rank, world = _ddp_info()
-    master = rank == 0
-    log = print if master else (lambda *a, **k: None)
-    if ddp:
-        import torch.distributed as dist
-
-        backend = "nccl" if torch.cuda.is_available() and cfg.device in ("auto", "cuda") else "gloo"
-        dist.init_process_group(backend=backend)
-        device = torch.device(f"cuda:{local_rank}") if backend == "nccl" else torch.device("cpu")
-        if backend == "nccl":
-            torch.cuda.set_device(device)
-        log(f"DistributedDataParallel: {world} processes, backend {backend}")
-    else:
-        try:
-            device = get_device(cfg.device, verbose=master and cfg.progress)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
-    if not ddp:
-        return _train(cfg, model, tokenizer, train_data, val_data, text, device, ddp, rank, world, log)
-    import torch.distributed as dist
-
+    dist = Distributed.from_env(cfg.device)
+    log = print if dist.master else (lambda *a, **k: None)
+    ok = False
     try:
-        result = _train(cfg, model, tokenizer, train_data, val_data, text, device, ddp, rank, world, log)
-        # Tearing gloo down while a peer is still writing its logs can abort the
-        # process ("terminate called without an active exception"): wait for all.
-        dist.barrier()
+        result = _prepare(cfg, dist, model, tokenizer, train_data, val_data, text, log).run()
+        ok = True
         return result
     finally:
-        dist.destroy_process_group()
-
-
-def _train(cfg, model, tokenizer, train_data, val_data, text, device, ddp, rank, world, log):
-    master = rank == 0
-    dtype = resolve_dtype(cfg.dtype, device)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-
-    # --- data
-    if train_data is None or val_data is None:
-        if text is None:
-            text = load_text(cfg.data)
-        tokenizer, train_data, val_data = prepare_data(text, cfg.train_frac, tokenizer=tokenizer)
-    block_size = cfg.block_size
-    model_block = getattr(model, "block_size", None) if model is not None else None
-    if model_block and model_block > 1 and block_size > model_block:
-        raise ConfigError(f"block_size ({block_size}) is longer than the model's context ({model_block})")
-    _validate(cfg, train_data, val_data, block_size)
-
-    # --- model, resumed or new
-    out_dir = Path(cfg.out_dir) if cfg.out_dir else None
-    if out_dir is not None and tokenizer is None:
-        raise ConfigError("saving checkpoints needs the tokenizer: pass tokenizer= along with train_data")
-    ckpt = None
-    if cfg.resume:
-        if out_dir is None:
-            raise ConfigError("--resume needs --out-dir (the folder holding ckpt.pt)")
-        path = out_dir / "ckpt.pt"
-        if not path.is_file():
-            raise ConfigError(f"cannot resume: {path} does not exist; train without --resume first")
-        ckpt = read_checkpoint(path, "cpu")
-    if model is None:
-        gcfg = GPTConfig(
-            vocab_size=tokenizer.vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer,
-            n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout, bias=cfg.bias,
-        )
-        torch.manual_seed(cfg.seed)
-        model = GPT(gcfg)
-    if ckpt is not None:
-        want, have = unwrap_model(model).config_dict(), ckpt["config"]
-        diff = [k for k in want if k != "dropout" and want.get(k) != have.get(k)]
-        if diff or ckpt["model_type"] != unwrap_model(model).model_type:
-            got = ", ".join(f"{k}={have.get(k)}" for k in diff)
-            asked = ", ".join(f"{k}={want.get(k)}" for k in diff)
-            raise ConfigError(
-                f"checkpoint {out_dir / 'ckpt.pt'} does not match the requested model "
-                f"(checkpoint {got}; requested {asked}); use the run's own --preset, or a new --out-dir"
-            )
-        model.load_state_dict(float32_state(ckpt["model"]))
-        if tokenizer is not None and ckpt["tokenizer"] != tokenizer.to_dict():
-            raise ConfigError("cannot resume: the training text has a different vocabulary than the checkpoint")
-    model.to(device)
-    raw_model = model
-    optimizer = configure_optimizer(raw_model, cfg, device)
-    scaler = make_grad_scaler(device, enabled=(dtype == torch.float16 and device.type == "cuda"))
-    batch_gen = torch.Generator().manual_seed(cfg.seed + rank)
-    torch.manual_seed(cfg.seed + rank)  # dropout masks
-    iter_num, best_val = 0, float("inf")
-    history: list[dict] = []
-    if ckpt is not None:
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if "scaler" in ckpt and ckpt["scaler"]:
-            scaler.load_state_dict(ckpt["scaler"])
-        iter_num, best_val = int(ckpt["iter_num"]), float(ckpt["best_val_loss"])
-        history = list(ckpt.get("history", []))
-        rng = ckpt.get("rng", {})
-        if len(rng.get("batch", [])) == world:
-            batch_gen.set_state(rng["batch"][rank])
-            torch.set_rng_state(rng["torch"][rank])
-            if device.type == "cuda" and rng.get("cuda"):
-                torch.cuda.set_rng_state(rng["cuda"][rank], device)
-        else:
-            log("warning: the checkpoint was written by a different number of processes; data order restarts")
-        log(f"resumed from {out_dir / 'ckpt.pt'} at iteration {iter_num} (best val {best_val:.4f})")
-    model = maybe_compile(raw_model, cfg.compile, device, log)
-    if ddp:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
-    ctx = autocast_context(device, dtype)
-    splits = {"train": train_data, "val": val_data}
-    fpt = flops_per_token(raw_model, block_size)
-    peak = peak_flops(device)
-    tokens_per_step = cfg.batch_size * block_size * cfg.grad_accum * world
-
-    def save(kind: str) -> None:
-        if out_dir is None:
-            return
-        rng = {  # every rank's, so a resumed run continues each rank's data order
-            "torch": _gather(torch.get_rng_state(), ddp, world),
-            "batch": _gather(batch_gen.get_state(), ddp, world),
-            "cuda": _gather(torch.cuda.get_rng_state(device), ddp, world) if device.type == "cuda" else [],
-        }
-        if not master:
-            return
-        payload = checkpoint_payload(
-            raw_model, tokenizer, optimizer=optimizer.state_dict(),
-            scaler=scaler.state_dict() if scaler.is_enabled() else {}, iter_num=iter_num,
-            best_val_loss=best_val, rng=rng, history=history,
-            train_config=dataclasses.asdict(cfg), world_size=world,
-        )
-        atomic_torch_save(payload, out_dir / kind)
-
-    def write_logs() -> None:
-        if not master or out_dir is None:
-            return
-        with open(out_dir / "log.csv.tmp", "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["iter", "train_loss", "val_loss", "lr", "tokens_per_s"])
-            for h in history:
-                w.writerow([h["iter"], f"{h['train_loss']:.4f}", f"{h['val_loss']:.4f}",
-                            f"{h['lr']:.3e}", f"{h['tokens_per_s']:.0f}"])
-        os.replace(out_dir / "log.csv.tmp", out_dir / "log.csv")
-        from .plotting import plot_losses
-
-        plot_losses(history, out_dir / "loss.png", title=f"Training {out_dir.name}")
-
-    if out_dir is not None and master:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        log(f"writing checkpoints and logs to {out_dir}/")
-    n_params = sum(p.numel() for p in raw_model.parameters())
-    log(f"model: {n_params / 1e6:.2f}M parameters | dtype {str(dtype).replace('torch.', '')} | "
-        f"{tokens_per_step:,} tokens per step")
-
-    step_losses: list[torch.Tensor] = []
-    result_losses: list[float] = []
-    bar = None
-    if cfg.progress and master:
-        from tqdm import tqdm
-
-        bar = tqdm(total=cfg.max_iters, initial=iter_num, desc="train", unit="it", dynamic_ncols=True)
-    t_start = time.time()
-    t_last, tokens_since = time.time(), 0
-    interrupted = False
-    just_resumed = ckpt is not None
-    model.train()
-    with _StopFlag() as stop:
-        while True:
-            # evaluate (and checkpoint) every eval_interval steps and at the end
-            if (iter_num % cfg.eval_interval == 0 or iter_num == cfg.max_iters) and not just_resumed:
-                tps = tokens_since / max(time.time() - t_last, 1e-9) if tokens_since else 0.0
-                losses = estimate_loss(model, splits, cfg.batch_size, block_size, cfg.eval_iters,
-                                       device, seed=cfg.seed + 10_000, ctx=ctx)
-                if ddp:  # every rank follows rank 0's numbers, so all take the same "best" branch
-                    import torch.distributed as dist
-
-                    both = torch.tensor([losses["train"], losses["val"]], device=device)
-                    dist.broadcast(both, src=0)
-                    losses = {"train": both[0].item(), "val": both[1].item()}
-                t_last, tokens_since = time.time(), 0  # evaluation time does not count as training
-                history.append(dict(iter=iter_num, train_loss=losses["train"], val_loss=losses["val"],
-                                    lr=get_lr(iter_num, cfg), tokens_per_s=tps))
-                line = f"iter {iter_num}: train {losses['train']:.4f}, val {losses['val']:.4f}"
-                bar.write(line) if bar is not None else log(line)
-                if losses["val"] < best_val:
-                    best_val = losses["val"]
-                    save("best.pt")
-                save("ckpt.pt")
-                write_logs()
-            just_resumed = False
-            if iter_num >= cfg.max_iters:
-                break
-            stop_now = stop.set
-            if ddp:
-                import torch.distributed as dist
-
-                flag = torch.tensor([1.0 if stop_now else 0.0], device=device)
-                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-                stop_now = bool(flag.item())
-            if stop_now:
-                save("ckpt.pt")
-                write_logs()
-                interrupted = True
-                if out_dir is not None:
-                    log(f"stopped at iteration {iter_num}; resume with --resume --out-dir {out_dir}")
-                break
-
-            # one optimizer step
-            lr = get_lr(iter_num, cfg)
-            for g in optimizer.param_groups:
-                g["lr"] = lr
-            for micro in range(cfg.grad_accum):
-                x, y = get_batch(train_data, cfg.batch_size, block_size, device, generator=batch_gen)
-                sync = contextlib.nullcontext()
-                if ddp and micro < cfg.grad_accum - 1:
-                    sync = model.no_sync()
-                with sync:
-                    with ctx:
-                        _, loss = model(x, y)
-                    scaler.scale(loss / cfg.grad_accum).backward()
-            if cfg.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(raw_model.parameters(), cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            step_losses.append(loss.detach())
-            iter_num += 1
-            tokens_since += tokens_per_step
-            if bar is not None:
-                bar.update(1)
-                if iter_num % 10 == 0 or iter_num == cfg.max_iters:
-                    dt = max(time.time() - t_last, 1e-9)
-                    tps = tokens_since / dt
-                    mfu = f"{100 * fpt * tps / peak:.1f}%" if peak else "n/a"
-                    bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tps:,.0f}", mfu=mfu, refresh=False)
-            if len(step_losses) >= 256:
-                result_losses += torch.stack(step_losses).float().tolist()
-                step_losses.clear()
-    if bar is not None:
-        bar.close()
-    if step_losses:
-        result_losses += torch.stack(step_losses).float().tolist()
-    elapsed = time.time() - t_start
-    if history:
-        log(f"done: iteration {iter_num}, best val {best_val:.4f}, {elapsed:.1f} s")
-    return TrainResult(
-        model=raw_model, tokenizer=tokenizer, history=history, step_losses=result_losses,
-        best_val_loss=best_val, iter_num=iter_num, elapsed_s=elapsed, interrupted=interrupted,
-        out_dir=str(out_dir) if out_dir else None,
-    )
+        dist.close(ok)

@@ -35,8 +35,8 @@ def tiny_gpt(vocab_size=65, seed=0) -> GPT:
 def run_dir(tmp_path_factory, text):
     """A real (tiny) training run written to disk: 4 steps, evaluated every 2."""
     out = tmp_path_factory.mktemp("run")
-    cfg = TrainConfig(n_layer=1, n_head=2, n_embd=16, block_size=16, dropout=0.1, batch_size=4, max_iters=4,
-                      eval_interval=2, eval_iters=2, warmup_iters=1, device="cpu", progress=False,
+    cfg = TrainConfig(model=GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=16, dropout=0.1), batch_size=4,
+                      max_iters=4, eval_interval=2, eval_iters=2, warmup_iters=1, device="cpu", progress=False,
                       out_dir=str(out))
     result = train(cfg, text=text[:10_000])
     assert result.iter_num == 4
@@ -223,3 +223,29 @@ def test_shipped_checkpoint_loads():
     assert not model.training and tok.vocab_size == 65
     out = model.generate(torch.tensor([tok.encode("ROMEO:")]), 20, temperature=0)
     assert tok.decode(out[0].tolist()).startswith("ROMEO:")
+
+
+# --- export: a small file to ship ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("half", [False, True])
+def test_export_round_trip(run_dir, tmp_path, half):
+    from gpt_from_scratch.cli import main
+
+    out = tmp_path / "shipped.pt"
+    assert main(["export", "--checkpoint", str(run_dir / "best.pt"), "--out", str(out)] + (["--half"] if half else [])) == 0
+    raw = torch.load(out, weights_only=True)
+    assert "optimizer" not in raw and "rng" not in raw  # only what sampling needs, and the training record
+    assert raw["iter_num"] == torch.load(run_dir / "best.pt", weights_only=True)["iter_num"]
+    assert {v.dtype for v in raw["model"].values() if v.is_floating_point()} == {torch.float16 if half else torch.float32}
+    assert out.stat().st_size < (run_dir / "best.pt").stat().st_size
+    original, tok = load_checkpoint(run_dir / "best.pt")
+    exported, tok2 = load_checkpoint(out)
+    assert tok2 == tok and all(p.dtype == torch.float32 for p in exported.parameters())  # float32 again
+    idx = torch.tensor([tok.encode("First Citizen:\nB")])  # 16 characters: the whole context
+    a, b = original(idx)[0], exported(idx)[0]
+    if half:
+        torch.testing.assert_close(b, a, atol=2e-3, rtol=1e-3)  # float16 keeps about 3 digits
+        assert not torch.equal(a, b)
+    else:
+        assert torch.equal(a, b)

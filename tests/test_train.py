@@ -1,6 +1,8 @@
 """The training engine (train.py): exact resume, the LR schedule, weight decay groups, evaluation."""
 
+import dataclasses
 import math
+import sys
 
 import pytest
 import torch
@@ -23,10 +25,12 @@ from gpt_from_scratch.train import (
 
 
 def tiny_cfg(**kw) -> TrainConfig:
-    base = dict(n_layer=2, n_head=2, n_embd=32, block_size=16, dropout=0.1, batch_size=4, max_iters=40,
-                eval_interval=10, eval_iters=2, warmup_iters=5, lr_decay_iters=40, learning_rate=3e-3,
-                min_lr=3e-4, device="cpu", progress=False, seed=7)
-    return TrainConfig(**{**base, **kw})
+    base = TrainConfig(
+        model=GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=16, dropout=0.1), batch_size=4, max_iters=40,
+        eval_interval=10, eval_iters=2, warmup_iters=5, lr_decay_iters=40, learning_rate=3e-3,
+        min_lr=3e-4, device="cpu", progress=False, seed=7,
+    )
+    return base.replace(**kw)
 
 
 # --- resume is exact ------------------------------------------------------------------------
@@ -114,13 +118,23 @@ def test_weight_decay_only_on_matrices():
     assert opt.defaults["betas"] == (0.9, 0.99)
 
 
-def test_presets():
-    flagship = get_preset("shakespeare-char")
-    assert (flagship.n_layer, flagship.n_head, flagship.n_embd, flagship.block_size) == (6, 6, 384, 256)
-    assert (flagship.batch_size, flagship.dropout) == (64, 0.2)
-    assert get_preset("cpu-tiny").n_embd == 128
+def test_presets_have_the_advertised_sizes():
+    """tiny, small, medium and large are about 10M, 25M, 80M and 350M parameters (README.md's table)."""
+    for name, millions in (("tiny", 10), ("small", 25), ("medium", 80), ("large", 350)):
+        with torch.device("meta"):  # shapes only: no memory for the 350M model
+            n = GPT(get_preset(name).model).num_params()
+        assert abs(n / 1e6 - millions) / millions < 0.15, (name, n)
     with pytest.raises(ConfigError, match="unknown preset"):
         get_preset("huge")
+
+
+def test_replace_routes_model_fields_into_the_model_config():
+    cfg = get_preset("cpu-tiny").replace(n_layer=1, dropout=0.3, batch_size=2)
+    assert (cfg.model.n_layer, cfg.model.dropout, cfg.batch_size) == (1, 0.3, 2)
+    assert get_preset("cpu-tiny").model.n_layer == 4  # the preset itself is unchanged
+    assert TrainConfig().replace(block_size=8).block_size == 8  # no model config: the training window
+    with pytest.raises(ConfigError, match="divisible"):
+        get_preset("cpu-tiny").replace(n_head=3)
 
 
 # --- evaluation -----------------------------------------------------------------------------
@@ -198,7 +212,7 @@ def test_train_any_model_without_writing(tmp_path, monkeypatch, text):
     tok, tr, va = gfs.prepare_data(text[:5000])
     torch.manual_seed(0)
     model = gfs.BigramLanguageModel(tok.vocab_size)
-    cfg = TrainConfig(block_size=8, batch_size=16, max_iters=30, eval_interval=15, eval_iters=2, dropout=0.0,
+    cfg = TrainConfig(block_size=8, batch_size=16, max_iters=30, eval_interval=15, eval_iters=2,
                       learning_rate=1e-1, warmup_iters=0, device="cpu", progress=False)
     result = train(cfg, model=model, tokenizer=tok, train_data=tr, val_data=va)
     assert result.model is model and result.iter_num == 30 and not result.interrupted
@@ -209,7 +223,6 @@ def test_train_any_model_without_writing(tmp_path, monkeypatch, text):
 
 
 @pytest.mark.parametrize("change,match", [
-    (dict(n_head=3), "divisible"),
     (dict(block_size=5000), "longer than the data"),
     (dict(batch_size=0), "batch-size"),
     (dict(resume=True), "out-dir"),
@@ -217,3 +230,95 @@ def test_train_any_model_without_writing(tmp_path, monkeypatch, text):
 def test_bad_settings_raise_config_error(change, match, text):
     with pytest.raises(ConfigError, match=match):
         train(tiny_cfg(max_iters=1, **change), text=text[:3000])
+
+
+# --- paths that only a GPU run would otherwise reach -------------------------------------------
+
+
+def test_gradient_accumulation_equals_one_big_batch(text):
+    """k micro-steps of b examples give the same update as one step of k*b (dropout 0, same examples)."""
+    tok, tr, va = gfs.prepare_data(text[:20_000])
+    results, norms = [], {}
+    for batch_size, grad_accum in ((8, 1), (2, 4)):
+        cfg = tiny_cfg(dropout=0.0, batch_size=batch_size, grad_accum=grad_accum, max_iters=3, eval_interval=100)
+        torch.manual_seed(0)
+        model = GPT(dataclasses.replace(cfg.model, vocab_size=tok.vocab_size))
+        # the same 8 windows every step, whichever way they are cut into micro-batches
+        windows = [gfs.get_batch(tr, 8, 16, generator=torch.Generator().manual_seed(s)) for s in range(3)]
+        feed = iter([(x[i:i + batch_size], y[i:i + batch_size]) for x, y in windows
+                     for i in range(0, 8, batch_size)])
+        with pytest.MonkeyPatch.context() as mp:
+            engine = sys.modules["gpt_from_scratch.train"]
+            mp.setattr(engine, "get_batch", lambda *a, **k: next(feed))  # the training batches
+            mp.setattr(engine, "estimate_loss", lambda *a, **k: {"train": 0.0, "val": 0.0})  # no eval batches
+            real_clip, seen = torch.nn.utils.clip_grad_norm_, norms.setdefault(grad_accum, [])
+            # the gradient norm before clipping: Adam would hide a gradient k times too large
+            mp.setattr(torch.nn.utils, "clip_grad_norm_", lambda p, c: seen.append(real_clip(p, c).item()))
+            results.append(train(cfg, model=model, tokenizer=tok, train_data=tr, val_data=va).model)
+    assert norms[4] == pytest.approx(norms[1], rel=1e-5) and len(norms[1]) == 3
+    one, accumulated = (dict(m.named_parameters()) for m in results)
+    for name in one:
+        torch.testing.assert_close(accumulated[name], one[name], atol=2e-6, rtol=1e-5, msg=name)
+    assert not torch.equal(one["transformer.h.0.attn.c_attn.weight"],  # the check can fail: it trained
+                           GPT(dataclasses.replace(tiny_cfg().model, vocab_size=tok.vocab_size)
+                               ).transformer.h[0].attn.c_attn.weight)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_a_mixed_precision_step_on_cpu(text, dtype):
+    """bf16 autocast (and fp16 with its grad scaler, where this torch supports it) train on a CPU."""
+    if dtype == "float16":
+        try:
+            with torch.autocast("cpu", dtype=torch.float16):
+                torch.ones(2, 2) @ torch.ones(2, 2)
+        except RuntimeError:
+            pytest.skip("this torch has no float16 autocast on CPU")
+    result = train(tiny_cfg(dtype=dtype, max_iters=4, eval_interval=4), text=text[:5000])
+    losses = torch.tensor(result.step_losses)
+    assert len(losses) == 4 and torch.isfinite(losses).all()
+    assert all(p.dtype == torch.float32 for p in result.model.parameters())  # master weights stay fp32
+    assert result.history[-1]["val_loss"] < result.history[0]["val_loss"]
+
+
+def test_grad_scaler_is_used_for_float16_only():
+    from gpt_from_scratch.train import make_grad_scaler
+
+    assert not make_grad_scaler(torch.device("cpu"), enabled=False).is_enabled()
+    scaler = make_grad_scaler(torch.device("cpu"), enabled=True)
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = torch.optim.SGD([w], lr=0.1)
+    scaler.scale((w * 2).sum()).backward()
+    assert w.grad[0].item() > 2  # scaled up, so small fp16 gradients do not underflow
+    scaler.step(opt)  # unscales first: the update is the true gradient's
+    scaler.update()
+    torch.testing.assert_close(w.detach(), torch.full((3,), 0.8))
+
+
+@pytest.mark.parametrize("capability,expected", [
+    ((7, 5), torch.float16),   # T4: no real bf16, so fp16 with a grad scaler
+    ((6, 0), torch.float16),   # P100
+    ((8, 0), torch.bfloat16),  # A100
+    ((9, 0), torch.bfloat16),  # H100, H200
+])
+def test_auto_dtype_follows_the_gpu(monkeypatch, capability, expected):
+    from gpt_from_scratch.train import resolve_dtype
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert resolve_dtype("auto", torch.device("cuda")) == expected
+    assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
+    assert resolve_dtype("float32", torch.device("cuda")) == torch.float32
+    with pytest.raises(ConfigError, match="unknown dtype"):
+        resolve_dtype("int8", torch.device("cpu"))
+
+
+def test_a_model_that_disagrees_with_the_config_is_an_error(text):
+    tok, tr, va = gfs.prepare_data(text[:5000])
+    cfg = tiny_cfg()
+    model = GPT(dataclasses.replace(cfg.model, vocab_size=tok.vocab_size, n_layer=3))
+    with pytest.raises(ConfigError, match="n_layer=2 vs 3"):
+        train(cfg, model=model, tokenizer=tok, train_data=tr, val_data=va)
+    with pytest.raises(ConfigError, match="leave TrainConfig.model unset"):
+        train(cfg, model=gfs.BigramLanguageModel(tok.vocab_size), tokenizer=tok, train_data=tr, val_data=va)
+    # without a model config, or with the matching one, the model trains
+    same = GPT(dataclasses.replace(cfg.model, vocab_size=tok.vocab_size))
+    assert train(cfg.replace(max_iters=1), model=same, tokenizer=tok, train_data=tr, val_data=va).iter_num == 1
