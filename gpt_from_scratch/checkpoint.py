@@ -18,7 +18,7 @@ import torch.nn as nn
 from .attention import AttentionLanguageModel
 from .bigram import BigramLanguageModel
 from .model import GPT
-from .tokenizer import CharTokenizer
+from .tokenizer import CharTokenizer, tokenizer_from_dict
 
 FORMAT = "gpt-from-scratch/1"
 MODEL_TYPES = {cls.model_type: cls for cls in (GPT, BigramLanguageModel, AttentionLanguageModel)}
@@ -179,12 +179,12 @@ def model_and_tokenizer(ckpt: dict, path: str | os.PathLike = "checkpoint") -> t
     """The model (float32, on the CPU) and the tokenizer a checkpoint dict holds, checked against each other."""
     model = model_from_checkpoint(ckpt, path)
     try:
-        tokenizer = CharTokenizer.from_dict(ckpt["tokenizer"])
+        tokenizer = tokenizer_from_dict(ckpt["tokenizer"])
     except (TypeError, ValueError, KeyError) as e:
         raise CheckpointError(f"checkpoint {path} has an invalid tokenizer: {e}") from None
     if tokenizer.vocab_size != model.vocab_size:
         raise CheckpointError(
-            f"checkpoint {path}: the tokenizer has {tokenizer.vocab_size} characters but the "
+            f"checkpoint {path}: the tokenizer has {tokenizer.vocab_size} tokens but the "
             f"model expects {model.vocab_size}; re-download or retrain it"
         )
     return model, tokenizer

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -18,7 +19,10 @@ class CLIError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse's own errors, as one line
-        sys.stderr.write(f"error: {message} (see `python -m gpt_from_scratch {self.prog.split()[-1]} --help`)\n")
+        # self.prog is "gpt_from_scratch" or "gpt_from_scratch sample": name the subcommand once
+        command = " ".join(self.prog.split()[1:])
+        hint = f"python -m gpt_from_scratch {command} --help".replace("  ", " ")
+        sys.stderr.write(f"error: {message} (see `{hint}`)\n")
         raise SystemExit(2)
 
 
@@ -50,9 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
     s = sub.add_parser("sample", help="generate text from a checkpoint (the shipped one by default)")
-    s.add_argument("--checkpoint", help="a .pt file; default: the shipped pretrained checkpoint")
+    s.add_argument("--checkpoint", help="a .pt file, or gpt2 / gpt2-medium / gpt2-large / gpt2-xl; "
+                   "default: the shipped pretrained checkpoint")
     s.add_argument("--prompt", default="", help="text to continue; empty starts from a newline")
-    s.add_argument("--max-new-tokens", type=int, default=500, help="characters to generate (default 500)")
+    s.add_argument("--max-new-tokens", type=int, default=500, help="tokens to generate (default 500)")
     s.add_argument("--temperature", type=_number("temperature"), default=0.8,
                    help="0 is greedy; higher is more adventurous (default 0.8)")
     s.add_argument("--top-k", type=int, default=None, help="sample only from the k most likely characters")
@@ -63,9 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", choices=DEVICES, default="auto")
     s.add_argument("--no-kv-cache", action="store_true", help="recompute the whole context at every step")
     s.add_argument("--interactive", action="store_true", help="read prompts line by line until end of input")
+    s.add_argument("--output", help="also write the text to this file (a long run shows progress; Ctrl-C keeps it)")
+    s.add_argument("--threads", type=_positive_int("threads"),
+                   help="CPU threads (default 1: fastest for one-token steps, see README.md)")
 
     t = sub.add_parser("train", help="train a model; writes ckpt.pt, best.pt, log.csv and loss.png")
-    t.add_argument("--preset", default="shakespeare-char", help="shakespeare-char (default), cpu-tiny, small, medium")
+    t.add_argument("--preset", help="shakespeare-char (the default), cpu-tiny, tiny, small, medium, large; "
+                   "finetune (the default with --init-from)")
     t.add_argument("--data", help="a text file to train on (default: Tiny Shakespeare)")
     t.add_argument("--out-dir", help="where to write checkpoints and logs (default: out-PRESET)")
     t.add_argument("--max-iters", type=_positive_int("max-iters", 0))
@@ -78,6 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--n-head", type=_positive_int("n-head"))
     t.add_argument("--n-embd", type=_positive_int("n-embd"))
     t.add_argument("--dropout", type=_number("dropout"))
+    t.add_argument("--norm", choices=("layernorm", "rmsnorm"))
+    t.add_argument("--activation", choices=("gelu", "gelu_tanh", "relu", "swiglu"))
+    t.add_argument("--pos", choices=("learned", "rope"), help="position information: learned embeddings or RoPE")
+    t.add_argument("--n-kv-head", type=_positive_int("n-kv-head"), help="key/value heads (grouped-query attention)")
+    t.add_argument("--tokenizer", choices=("char", "bpe"), help="characters (default) or byte-level BPE")
+    t.add_argument("--vocab-size", type=_positive_int("vocab-size", 257), help="BPE vocabulary size (default 512)")
+    t.add_argument("--init-from", help="fine-tune: start from this checkpoint's weights and tokenizer")
+    t.add_argument("--gradient-checkpointing", action="store_true", default=None,
+                   help="recompute activations in the backward pass: less memory, slower")
     t.add_argument("--learning-rate", type=_number("learning-rate"))
     t.add_argument("--min-lr", type=_number("min-lr"))
     t.add_argument("--warmup-iters", type=_positive_int("warmup-iters", 0))
@@ -92,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     e = sub.add_parser("eval", help="mean loss over a whole split, in non-overlapping windows")
-    e.add_argument("--checkpoint", help="a .pt file; default: the shipped pretrained checkpoint")
+    e.add_argument("--checkpoint", help="a .pt file, or gpt2 (and its larger sizes); default: the shipped checkpoint")
     e.add_argument("--data", help="a text file (default: Tiny Shakespeare)")
     e.add_argument("--split", choices=("val", "train"), default="val")
     e.add_argument("--device", choices=DEVICES, default="auto")
@@ -107,49 +125,140 @@ def build_parser() -> argparse.ArgumentParser:
 
 # --- sample ---------------------------------------------------------------------
 
+GPT2_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
+
+
+def load_for_cli(checkpoint: str | None, device) -> tuple:
+    """(model, tokenizer, description): a .pt file, the shipped checkpoint, or OpenAI's GPT-2 by name."""
+    if checkpoint in GPT2_NAMES:
+        from .bpe import BPETokenizer
+        from .model import GPT
+
+        model = GPT.from_pretrained(checkpoint).to(device)
+        return model, BPETokenizer.from_pretrained(checkpoint), f"OpenAI's {checkpoint}"
+    from .checkpoint import load_checkpoint, shipped_checkpoint_path
+
+    path = checkpoint or shipped_checkpoint_path()
+    model, tokenizer = load_checkpoint(path, device=device)
+    return model, tokenizer, str(path)
+
 
 def _encode_prompt(tokenizer, prompt: str, block_size: int) -> list[int]:
     ids = tokenizer.encode(prompt or "\n")
     if len(ids) > block_size:
-        print(f"note: the prompt has {len(ids)} characters; the model sees only the last {block_size}",
+        print(f"note: the prompt has {len(ids)} tokens; the model sees only the last {block_size}",
               file=sys.stderr)
     return ids
+
+
+def _token_text(tokenizer):
+    """A function from one token id to its text, for streaming. BPE tokens can end in the middle of a
+    character's UTF-8 bytes, so bytes are decoded incrementally and a character appears once complete."""
+    vocab = getattr(tokenizer, "vocab", None)
+    if vocab is None:
+        return lambda i: tokenizer.decode([i])
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def text(i: int) -> str:
+        piece = vocab.get(i)
+        return decoder.decode(piece) if piece is not None else tokenizer.decode([i])
+
+    return text
+
+
+def _stream(model, tokenizer, idx, prompt: str, args, opts, outputs) -> int:
+    """Write the prompt, then each new token as it is made, to every output. Returns characters written."""
+    from .generate import iter_generate
+
+    to_text = _token_text(tokenizer)
+    written = 0
+    bar = None
+    if args.output and not sys.stdout.isatty():  # the text is not on screen: show progress instead
+        from tqdm import tqdm
+
+        bar = tqdm(total=args.max_new_tokens, desc="sample", unit="tok", file=sys.stderr)
+    for out in outputs:
+        out.write(prompt)
+    try:
+        for n, next_id in enumerate(iter_generate(model, idx, args.max_new_tokens, **opts), 1):
+            piece = to_text(int(next_id[0]))
+            written += len(piece)
+            for out in outputs:
+                out.write(piece)
+                out.flush()
+            if bar is not None:
+                bar.update(1)
+    finally:
+        for out in outputs:
+            out.write("\n")
+            out.flush()
+        if bar is not None:
+            bar.close()
+    return written
 
 
 def cmd_sample(args) -> int:
     import torch
 
-    from .checkpoint import load_checkpoint
     from .device import get_device
-    from .generate import check_sampling_args, generate, iter_generate
+    from .generate import check_sampling_args, generate
 
     check_sampling_args(args.temperature, args.top_k, args.top_p, args.max_new_tokens)
     device = get_device(args.device, verbose=False)  # stderr holds only notes and errors
-    model, tokenizer = load_checkpoint(args.checkpoint, device=device)
+    if device.type == "cpu":
+        # One token at a time is a chain of small operations: extra threads mostly wait for each
+        # other, and on a busy 2-core machine 2 threads were 4-20x slower than 1 (README.md).
+        torch.set_num_threads(args.threads or 1)
+    model, tokenizer, where = load_for_cli(args.checkpoint, device)
+    loaded = f"loaded {where} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, " \
+             f"context {model.block_size})"
     seed = args.seed if args.seed is not None else int(torch.randint(0, 2**31 - 1, (1,)).item())
     generator = torch.Generator().manual_seed(seed)
     opts = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                 use_kv_cache=not args.no_kv_cache, generator=generator)
-    out = sys.stdout
+    outputs = [sys.stdout]
+    if args.output:
+        try:
+            Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+            outputs.append(open(args.output, "w", encoding="utf-8"))
+        except OSError as e:
+            raise CLIError(f"cannot write {args.output} ({e.strerror or e}); check the path") from None
+
+    said = []
 
     def run(prompt: str) -> None:
         prompt = prompt or "\n"
         ids = _encode_prompt(tokenizer, prompt, model.block_size)
+        if loaded not in said:  # once, and only when there is something to generate
+            print(loaded, file=sys.stderr)
+            said.append(loaded)
         idx = torch.tensor([ids] * args.num_samples, dtype=torch.long, device=device)
-        if args.num_samples == 1:  # stream each character as it is made
-            out.write(prompt)
-            out.flush()
-            for next_id in iter_generate(model, idx, args.max_new_tokens, **opts):
-                out.write(tokenizer.decode(next_id[0].tolist()))
-                out.flush()
-            out.write("\n")
-        else:
-            rows = generate(model, idx, args.max_new_tokens, **opts)
-            for i, row in enumerate(rows):
+        if args.num_samples == 1:  # stream each token as it is made
+            _stream(model, tokenizer, idx, prompt, args, opts, outputs)
+            return
+        rows = generate(model, idx, args.max_new_tokens, **opts)
+        for i, row in enumerate(rows):
+            for out in outputs:
                 out.write(f"---------- sample {i + 1} of {args.num_samples} ----------\n")
                 out.write(tokenizer.decode(row.tolist()) + "\n")
-        out.flush()
+                out.flush()
 
+    try:
+        return _sample_loop(run, args)
+    except KeyboardInterrupt:
+        if args.output:
+            print(f"\nstopped: what was written so far is in {args.output}", file=sys.stderr)
+        raise
+    finally:
+        for out in outputs[1:]:
+            out.close()
+        if args.output:
+            print(f"wrote {args.output}", file=sys.stderr)
+
+
+def _sample_loop(run, args) -> int:
     if not args.interactive:
         run(args.prompt)
         return 0
@@ -174,32 +283,33 @@ def cmd_sample(args) -> int:
 # `train` flags that override a preset's TrainConfig field of the same name
 _TRAIN_FIELDS = (
     "data", "out_dir", "max_iters", "eval_interval", "eval_iters", "batch_size", "grad_accum",
-    "block_size", "n_layer", "n_head", "n_embd", "dropout", "learning_rate", "min_lr",
+    "block_size", "n_layer", "n_head", "n_embd", "dropout", "norm", "activation", "pos", "n_kv_head",
+    "tokenizer", "vocab_size", "init_from", "gradient_checkpointing", "learning_rate", "min_lr",
     "warmup_iters", "lr_decay_iters", "weight_decay", "device", "dtype", "compile", "seed",
 )
 
 
 def cmd_train(args) -> int:
-    from .train import get_preset, train
-
-    cfg = get_preset(args.preset)
-    changes = {name: getattr(args, name) for name in _TRAIN_FIELDS if getattr(args, name) is not None}
-    changes.setdefault("out_dir", f"out-{args.preset}")
-    cfg = cfg.replace(**changes, resume=args.resume, progress=not args.no_progress)
-    if cfg.data is not None:
-        from pathlib import Path
-
-        if not Path(cfg.data).is_file():
-            raise CLIError(f"data file not found: {cfg.data}")
     import torch
 
+    from .data import load_text
     from .device import mps_available
+    from .train import get_preset, train
 
+    preset = args.preset or ("finetune" if args.init_from else "shakespeare-char")
+    cfg = get_preset(preset)
+    if args.init_from and cfg.model is not None:
+        raise CLIError(f"--init-from takes the model from the checkpoint; use --preset finetune "
+                       f"(the default), not --preset {preset}")
+    changes = {name: getattr(args, name) for name in _TRAIN_FIELDS if getattr(args, name) is not None}
+    changes.setdefault("out_dir", f"out-{preset}")
+    cfg = cfg.replace(**changes, resume=args.resume, progress=not args.no_progress)
+    text = load_text(cfg.data)  # bad files end here, with one error line, before anything is printed
     gpu = torch.cuda.is_available() or mps_available()
-    if args.preset != "cpu-tiny" and cfg.device in ("auto", "cpu") and not gpu and args.max_iters is None:
-        print(f"note: --preset {args.preset} is a GPU recipe and takes many hours on a CPU; "
+    if preset not in ("cpu-tiny", "finetune") and cfg.device in ("auto", "cpu") and not gpu and args.max_iters is None:
+        print(f"note: --preset {preset} is a GPU recipe and takes many hours on a CPU; "
               "--preset cpu-tiny trains in minutes", file=sys.stderr)
-    result = train(cfg)
+    result = train(cfg, text=text)
     if result.interrupted:
         return 130
     return 0
@@ -209,21 +319,22 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .checkpoint import model_and_tokenizer, read_checkpoint, shipped_checkpoint_path
-    from .data import load_text, prepare_data
+    from .checkpoint import read_checkpoint
+    from .data import load_text, train_val_split
     from .device import get_device
-    from .train import evaluate_split
+    from .train import evaluate_text
 
     device = get_device(args.device, verbose=False)  # stderr holds only notes and errors
-    path = args.checkpoint or shipped_checkpoint_path()
-    ckpt = read_checkpoint(path)
-    model, tokenizer = model_and_tokenizer(ckpt, path)
-    model.to(device).eval()
-    train_frac = float(ckpt.get("train_config", {}).get("train_frac", 0.9))
-    _, train_data, val_data = prepare_data(load_text(args.data), train_frac, tokenizer=tokenizer)
-    split = val_data if args.split == "val" else train_data
-    loss = evaluate_split(model, split, batch_size=args.batch_size, device=device, progress=sys.stderr.isatty())
-    print(f"{args.split}_loss {loss:.4f}")
+    model, tokenizer, where = load_for_cli(args.checkpoint, device)
+    train_frac = 0.9
+    if args.checkpoint not in GPT2_NAMES:
+        train_frac = float(read_checkpoint(where).get("train_config", {}).get("train_frac", 0.9))
+    train_text, val_text = train_val_split(load_text(args.data), train_frac)
+    text = val_text if args.split == "val" else train_text
+    r = evaluate_text(model, tokenizer, text, batch_size=args.batch_size, device=device,
+                      progress=sys.stderr.isatty())
+    print(f"{args.split}_loss {r['loss_per_token']:.4f}")
+    print(f"{args.split}_loss_per_char {r['loss_per_char']:.4f} ({r['chars']:,} characters, {r['tokens']:,} tokens)")
     return 0
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "train_val_split",
     "get_batch",
     "prepare_data",
+    "make_tokenizer",
 ]
 
 DATA_URL = (
@@ -200,6 +201,8 @@ def _read_explicit(path: Path, origin: str) -> str:
         raise DataError(f"cannot read {origin} {str(path)!r} ({e.strerror or e})") from None
     if not text:
         raise DataError(f"{origin} {str(path)!r} is empty; give a file with some text in it")
+    if "\x00" in text:  # valid UTF-8, but NUL bytes do not occur in text: an image, an archive, a program
+        raise DataError(f"{origin} {str(path)!r} looks like a binary file, not text; give a plain text file")
     return text
 
 
@@ -259,13 +262,16 @@ def load_text(
 # --------------------------------------------------------------------------- #
 # Tensors
 # --------------------------------------------------------------------------- #
-def encode_text(text: str, tokenizer: CharTokenizer) -> torch.Tensor:
-    """Encode a whole text into a 1-D ``torch.long`` tensor, vectorized.
+def encode_text(text: str, tokenizer) -> torch.Tensor:
+    """Encode a whole text into a 1-D ``torch.long`` tensor.
 
-    Same result as ``torch.tensor(tokenizer.encode(text))`` but much faster.
+    For a CharTokenizer this is vectorized: the same result as
+    ``torch.tensor(tokenizer.encode(text))``, much faster.
     """
     if not text:
         return torch.empty(0, dtype=torch.long)
+    if not isinstance(tokenizer, CharTokenizer):
+        return torch.tensor(tokenizer.encode(text), dtype=torch.long)
     codepoints = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
     vocab = np.array([ord(c) for c in tokenizer.chars], dtype=np.uint32)  # sorted
     ids = np.searchsorted(vocab, codepoints)
@@ -335,21 +341,37 @@ def get_batch(
     return x, y
 
 
+def make_tokenizer(kind: str, text: str, train_frac: float = 0.9, vocab_size: int = 512, log=print):
+    """A new tokenizer for `text`: "char" (its characters) or "bpe" (merges learned on the training split,
+    so nothing about the validation text leaks into the vocabulary)."""
+    if kind == "char":
+        return CharTokenizer.from_text(text)
+    if kind == "bpe":
+        from .bpe import BPETokenizer
+
+        train_text, _ = train_val_split(text, train_frac)
+        log(f"training a BPE tokenizer with {vocab_size:,} tokens on {len(train_text):,} characters")
+        return BPETokenizer.train(train_text, vocab_size)
+    raise ValueError(f"unknown tokenizer {kind!r}; choose char or bpe")
+
+
 def prepare_data(
     text: Optional[str] = None,
     train_frac: float = 0.9,
-    tokenizer: Optional[CharTokenizer] = None,
-) -> Tuple[CharTokenizer, torch.Tensor, torch.Tensor]:
+    tokenizer=None,
+) -> Tuple[object, torch.Tensor, torch.Tensor]:
     """Load (if ``text`` is None), tokenize and split.
 
     Returns ``(tokenizer, train, val)`` where ``train`` and ``val`` are 1-D
-    long tensors. Pass ``tokenizer`` to reuse an existing vocabulary (for
-    example a checkpoint's); otherwise one is built from ``text``.
+    long tensors. The text is split first (the first ``train_frac`` of its
+    characters train), then each part is encoded, so that a character model
+    and a BPE model are scored on exactly the same validation text. Pass
+    ``tokenizer`` to reuse an existing vocabulary (for example a
+    checkpoint's); otherwise a character vocabulary is built from ``text``.
     """
     if text is None:
         text = load_text()
     if tokenizer is None:
         tokenizer = CharTokenizer.from_text(text)
-    data = encode_text(text, tokenizer)
-    train, val = train_val_split(data, train_frac)
-    return tokenizer, train, val
+    train_text, val_text = train_val_split(text, train_frac)
+    return tokenizer, encode_text(train_text, tokenizer), encode_text(val_text, tokenizer)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-__all__ = ["CharTokenizer"]
+__all__ = ["CharTokenizer", "tokenizer_from_dict"]
 
 
 class CharTokenizer:
@@ -120,3 +120,12 @@ class CharTokenizer:
         preview = "".join(self.chars[:20])
         more = "..." if self.vocab_size > 20 else ""
         return f"CharTokenizer(vocab_size={self.vocab_size}, chars={preview!r}{more})"
+
+
+def tokenizer_from_dict(d: Any):
+    """The tokenizer a checkpoint holds: a CharTokenizer or a BPETokenizer, by its "type"."""
+    if isinstance(d, dict) and d.get("type") == "bpe":
+        from .bpe import BPETokenizer
+
+        return BPETokenizer.from_dict(d)
+    return CharTokenizer.from_dict(d)

@@ -1,16 +1,15 @@
-"""`python -m gpt_from_scratch sample|train|eval` through real processes.
+"""`python -m gpt_from_scratch sample|train|eval|export`.
 
-Every CLI case runs in its own process, with its own stdin, stdout, stderr and
-exit code. Starting Python and importing torch costs about 1.5 s of CPU per
-process, so most cases run in children forked from one Python that has
-imported the package once (`run_cli_batch`); each child runs the real entry
-point, gpt_from_scratch/__main__.py, exactly as `python -m` does (on Linux;
-elsewhere every case is a fresh interpreter). A control test checks that a
-fresh `python -m gpt_from_scratch` gives identical results, and the Ctrl-C test
-and the resume after it run in fresh interpreters.
+Most cases call the entry point in this process, `cli.main(argv)`, with stdin,
+stdout and stderr replaced and the working folder changed: the same code path as
+`python -m gpt_from_scratch ARGS` without the cost of starting Python and
+importing torch for each case. A few run as real processes, where only a process
+shows the behaviour: exit codes (and that they equal the in-process ones),
+Ctrl-C during `train` and `sample --output`, and torchrun (tests/test_ddp.py).
 """
 
-import json
+import contextlib
+import io
 import os
 import re
 import signal
@@ -24,70 +23,10 @@ import pytest
 import torch
 
 import gpt_from_scratch as gfs
+from gpt_from_scratch import cli
 from gpt_from_scratch.generate import generate_text
 from gpt_from_scratch.model import GPT, GPTConfig
 from gpt_from_scratch.train import TrainConfig, evaluate_split, train
-
-# Runs CLI cases in forked children of one Python that has imported torch once.
-# argv[1]: a JSON file holding [{"args": [...], "stdin": str|None, "cwd": str, "dir": str}, ...];
-# prints [{"returncode", "stdout", "stderr"}, ...] as JSON.
-DRIVER = r"""
-import json, os, runpy, sys, time, traceback
-import gpt_from_scratch  # noqa: F401  (torch, imported once)
-jobs = json.load(open(sys.argv[1], encoding="utf-8"))
-sys.stdout.flush(); sys.stderr.flush()
-pids = []
-for job in jobs:
-    d = job["dir"]
-    with open(os.path.join(d, "stdin"), "w", encoding="utf-8") as f:
-        f.write(job["stdin"] or "")
-    pid = os.fork()
-    if pid == 0:  # the child: a `python -m gpt_from_scratch ARGS` of its own
-        code = 1
-        try:
-            for fd, name, flags in ((0, "stdin", os.O_RDONLY), (1, "stdout", os.O_WRONLY | os.O_CREAT),
-                                    (2, "stderr", os.O_WRONLY | os.O_CREAT)):
-                new = os.open(os.path.join(d, name), flags, 0o644)
-                os.dup2(new, fd)
-                os.close(new)
-            sys.stdin = open(0, "r", encoding="utf-8", closefd=False)
-            os.chdir(job["cwd"])
-            sys.argv = ["gpt_from_scratch"] + job["args"]
-            try:
-                runpy.run_module("gpt_from_scratch", run_name="__main__", alter_sys=True)
-                code = 0
-            except SystemExit as e:  # what the interpreter does with SystemExit
-                if e.code is None or isinstance(e.code, int):
-                    code = e.code or 0
-                else:
-                    print(e.code, file=sys.stderr)
-            except BaseException:  # what the interpreter does with anything else
-                traceback.print_exc()
-            try:
-                sys.stdout.flush()
-            except Exception:
-                pass
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
-    pids.append(pid)
-deadline = time.time() + float(os.environ.get("DRIVER_TIMEOUT", "120"))
-results = []
-for pid, job in zip(pids, jobs):
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.time() > deadline:
-            os.kill(pid, 9)
-            done, status = os.waitpid(pid, 0)
-            break
-        time.sleep(0.02)
-    code = os.waitstatus_to_exitcode(status)
-    read = lambda n: open(os.path.join(job["dir"], n), encoding="utf-8", errors="replace").read()
-    results.append({"returncode": code, "stdout": read("stdout"), "stderr": read("stderr")})
-print(json.dumps(results))
-"""
 
 
 class Result:
@@ -103,28 +42,39 @@ def cli_env():
 
 
 def run_cli(args, cwd, stdin=None, timeout=120) -> Result:
-    """A fresh `python -m gpt_from_scratch ARGS`."""
+    """A fresh `python -m gpt_from_scratch ARGS`, in its own process."""
     r = subprocess.run([sys.executable, "-m", "gpt_from_scratch", *args], input=stdin, cwd=cwd,
                        capture_output=True, text=True, encoding="utf-8", env=cli_env(), timeout=timeout)
     return Result(r.returncode, r.stdout, r.stderr)
 
 
-def run_cli_batch(jobs: dict, cwd: Path, timeout=240) -> dict:
-    """{name: (args, stdin)} -> {name: Result}, each case in a forked child (see DRIVER)."""
-    if not sys.platform.startswith("linux"):  # no fork (Windows) or an unsafe one (macOS): fresh interpreters
-        return {name: run_cli(args, cwd, stdin) for name, (args, stdin) in jobs.items()}
-    spec = []
-    for i, (name, (args, stdin)) in enumerate(jobs.items()):
-        d = cwd / f".job{i}"
-        d.mkdir()
-        spec.append({"args": list(args), "stdin": stdin, "cwd": str(cwd), "dir": str(d)})
-    (cwd / "jobs.json").write_text(json.dumps(spec), encoding="utf-8")
-    r = subprocess.run([sys.executable, "-c", DRIVER, str(cwd / "jobs.json")], cwd=cwd, capture_output=True,
-                       text=True, encoding="utf-8", env=dict(cli_env(), DRIVER_TIMEOUT=str(timeout - 20)),
-                       timeout=timeout)
-    assert r.returncode == 0, r.stderr
-    results = json.loads(r.stdout.splitlines()[-1])
-    return {name: Result(**res) for name, res in zip(jobs, results)}
+def run_main(args, cwd, stdin=None) -> Result:
+    """`cli.main(args)` in this process, as `python -m gpt_from_scratch ARGS` would run it."""
+    out, err = io.StringIO(), io.StringIO()
+    old_cwd, old_stdin, threads = os.getcwd(), sys.stdin, torch.get_num_threads()
+    os.chdir(cwd)
+    sys.stdin = io.StringIO(stdin or "")
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main(list(args))
+            except SystemExit as e:  # argparse's own exits
+                code = e.code
+    finally:
+        os.chdir(old_cwd)
+        sys.stdin = old_stdin
+        torch.set_num_threads(threads)
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def run_cli_batch(jobs: dict, cwd: Path) -> dict:
+    """{name: (args, stdin)} -> {name: Result}, each case through cli.main in this process."""
+    return {name: run_main(args, cwd, stdin) for name, (args, stdin) in jobs.items()}
+
+
+def notes(r: Result) -> list[str]:
+    """stderr without the line that names the loaded checkpoint."""
+    return [line for line in r.stderr.splitlines() if not line.startswith("loaded ")]
 
 
 def assert_one_error_line(r: Result) -> str:
@@ -154,6 +104,10 @@ def work(tmp_path_factory, text):
     (d / "forty.txt").write_text(text[:40], encoding="utf-8")  # val split: 4 characters
     (d / "euro.txt").write_text(text[:2000] + "€uro", encoding="utf-8")
     (d / "corrupt.pt").write_bytes(b"\x00not a checkpoint\xff" * 64)
+    (d / "empty.txt").write_bytes(b"")
+    (d / "latin1.txt").write_bytes("Ça va très bien, merci.".encode("latin-1") * 100)
+    (d / "binary.dat").write_bytes(bytes(range(128)) * 100)  # valid UTF-8, but with NUL bytes
+    (d / "mine.txt").write_text(text[:3000], encoding="utf-8")  # a small text of one's own
     # a random GPT, sharper than at init, with Tiny Shakespeare's vocabulary: block_size 32
     tok = gfs.CharTokenizer.from_text(text)
     torch.manual_seed(0)
@@ -164,8 +118,8 @@ def work(tmp_path_factory, text):
                 p.normal_(0.0, 0.3)
     gfs.save_checkpoint(d / "random.pt", model, tok)
     # a short real training run (python API) for eval and the mismatched --resume
-    cfg = TrainConfig(n_layer=1, n_head=2, n_embd=32, block_size=16, dropout=0.0, batch_size=4, max_iters=6,
-                      eval_interval=3, eval_iters=2, warmup_iters=2, device="cpu", progress=False,
+    cfg = TrainConfig(model=GPTConfig(n_layer=1, n_head=2, n_embd=32, block_size=16, dropout=0.0), batch_size=4,
+                      max_iters=6, eval_interval=3, eval_iters=2, warmup_iters=2, device="cpu", progress=False,
                       data=str(d / "small.txt"), out_dir=str(d / "trained"))
     train(cfg)
     return d
@@ -211,6 +165,19 @@ def runs(work):
                                  "--n-embd", "64", "--max-iters", "8"], None),
         "t-missing-data": ([*TRAIN, "--data", "nope.txt", "--out-dir", "o6"], None),
         "t-negative-max-iters": ([*TRAIN, "--max-iters", "-1"], None),
+        "t-empty-file": ([*TRAIN, "--data", "empty.txt", "--out-dir", "o7"], None),
+        "t-not-utf8": ([*TRAIN, "--data", "latin1.txt", "--out-dir", "o8"], None),
+        "t-binary-file": ([*TRAIN, "--data", "binary.dat", "--out-dir", "o9"], None),
+        "t-init-from-unknown-chars": (["train", "--init-from", "trained/best.pt", "--data", "euro.txt",
+                                       "--out-dir", "o10", "--device", "cpu"], None),
+        "t-init-from-with-a-shape-preset": (["train", "--init-from", "trained/best.pt", "--preset", "cpu-tiny",
+                                             "--data", "small.txt", "--out-dir", "o11"], None),
+        "t-fine-tune": (["train", "--init-from", "trained/best.pt", "--data", "mine.txt", "--out-dir", "ft",
+                         "--max-iters", "4", "--eval-interval", "2", "--eval-iters", "2", "--batch-size", "4",
+                         "--device", "cpu", "--no-progress"], None),
+        "s-output": (["sample", *ckpt, "--prompt", "KING:", "--max-new-tokens", "50", "--seed", "5",
+                      "--output", "written/sample.txt"], None),
+        "s-output-bad-folder": (["sample", *ckpt, "--output", "corrupt.pt/x.txt"], None),
         "e-missing-checkpoint": (["eval", "--checkpoint", "nope.pt", "--data", "small.txt"], None),
         "e-unknown-characters": (["eval", "--checkpoint", "trained/ckpt.pt", "--data", "euro.txt"], None),
         # eval: good input
@@ -236,13 +203,19 @@ BAD = {
     "s-corrupt-checkpoint": ["corrupt", "corrupt.pt"],
     "t-n-embd-not-divisible": ["divisible"],
     "t-block-longer-than-data": ["block_size (16)", "longer than the data"],
-    "t-split-smaller-than-a-batch": ["validation split", "fewer than one batch"],
+    "t-split-smaller-than-a-batch": ["validation split", "fewer than one window"],
     "t-unknown-preset": ["unknown preset", "huge", "cpu-tiny"],
     "t-missing-resume-checkpoint": ["cannot resume", "ckpt.pt"],
     "t-mismatched-resume": ["does not match", "n_embd=32", "n_embd=64"],
-    "t-missing-data": ["not found", "nope.txt"],
+    "t-missing-data": ["does not exist", "nope.txt"],
     "t-negative-max-iters": ["max-iters"],
     "e-missing-checkpoint": ["not found", "nope.pt"],
+    "t-empty-file": ["empty.txt", "is empty"],
+    "t-not-utf8": ["latin1.txt", "not UTF-8", "convert it"],
+    "t-binary-file": ["binary.dat", "binary file"],
+    "t-init-from-unknown-chars": ["'€'", "--init-from", "train from scratch", "drop or replace"],
+    "t-init-from-with-a-shape-preset": ["--init-from", "--preset finetune"],
+    "s-output-bad-folder": ["cannot write", "corrupt.pt/x.txt"],
     "e-unknown-characters": ["€"],
 }
 
@@ -254,22 +227,26 @@ def test_bad_input_is_one_error_line(runs, case):
     for word in BAD[case]:
         assert word in line, line
     if case.startswith("s-"):
-        assert r.stdout == ""
+        assert r.stdout == "", r.stdout
 
 
 def test_bad_training_input_writes_no_checkpoint(runs, work):
-    for folder in ("o1", "o2", "o3", "o5", "o6"):
+    for folder in ("o1", "o2", "o3", "o5", "o6", "o7", "o8", "o9", "o10", "o11"):
         assert not (work / folder / "ckpt.pt").exists()
     ckpt = torch.load(work / "trained" / "ckpt.pt", weights_only=True)
     assert ckpt["config"]["n_embd"] == 32 and ckpt["iter_num"] == 6  # the refused resume left it alone
 
 
-def test_forked_runs_equal_fresh_interpreters(runs, work):
-    """The forking driver changes nothing: a fresh `python -m gpt_from_scratch` gives the same result."""
-    fresh = run_cli(["sample", "--checkpoint", str(work / "random.pt"), "--device", "cpu",
-                     "--prompt", "Hello wörld€"], work)
-    forked = runs["s-unknown-chars"]
-    assert (fresh.returncode, fresh.stdout, fresh.stderr) == (forked.returncode, forked.stdout, forked.stderr)
+@pytest.mark.parametrize("case", ["s-unknown-chars", "t-unknown-preset", "s-empty-prompt-a"])
+def test_real_processes_equal_the_in_process_runs(runs, work, case):
+    """Exit codes and output of a fresh `python -m gpt_from_scratch` equal cli.main's."""
+    args = {"s-unknown-chars": ["sample", "--checkpoint", str(work / "random.pt"), "--device", "cpu",
+                                "--prompt", "Hello wörld€"],
+            "t-unknown-preset": ["train", "--preset", "huge", "--out-dir", "o4"],
+            "s-empty-prompt-a": ["sample", "--checkpoint", str(work / "random.pt"), "--device", "cpu",
+                                 "--prompt", "", "--max-new-tokens", "60", "--seed", "123"]}[case]
+    fresh, inproc = run_cli(args, work), runs[case]
+    assert (fresh.returncode, fresh.stdout, fresh.stderr) == (inproc.returncode, inproc.stdout, inproc.stderr)
 
 
 # --- sample -----------------------------------------------------------------------------
@@ -279,7 +256,8 @@ def test_sample_empty_prompt_starts_from_a_newline(runs):
     r = runs["s-empty-prompt-a"]
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("\n") and len(r.stdout) == 1 + 60 + 1
-    assert r.stderr == ""
+    assert r.stderr == f"loaded {Path(r.stderr.split()[1])} (0.0M parameters, context 32)\n"
+    assert r.stderr.split()[1].endswith("random.pt")
 
 
 def test_sample_seed_is_reproducible_and_matches_the_python_api(runs, work):
@@ -298,7 +276,7 @@ def test_sample_long_prompt_prints_a_note(runs):
     r = runs["s-long-prompt"]
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(LONG_PROMPT) and len(r.stdout) == len(LONG_PROMPT) + 40 + 1
-    lines = r.stderr.splitlines()
+    lines = notes(r)
     assert len(lines) == 1 and lines[0].startswith("note:") and "32" in lines[0], r.stderr
 
 
@@ -324,7 +302,7 @@ def test_sample_interactive_reads_prompts_until_eof(runs):
         assert out[pos] == "\n"
         pos += 1
     assert pos == len(out)
-    assert r.stderr == ""
+    assert notes(r) == []
 
 
 # --- eval ---------------------------------------------------------------------------------
@@ -337,9 +315,11 @@ def test_eval_prints_the_loss_over_the_whole_split(runs, work):
     for name, split, ckpt in (("e-val", val_data, "ckpt.pt"), ("e-train", train_data, "best.pt")):
         r = runs[name]
         assert r.returncode == 0, r.stderr
-        m = re.fullmatch(r"(val|train)_loss (\d+\.\d{4})\n", r.stdout)
+        m = re.fullmatch(r"(val|train)_loss (\d+\.\d{4})\n(val|train)_loss_per_char (\d+\.\d{4}) "
+                         r"\(([\d,]+) characters, ([\d,]+) tokens\)\n", r.stdout)
         assert m, r.stdout
-        assert m.group(1) == name[2:]
+        assert m.group(1) == m.group(3) == name[2:]
+        assert m.group(2) == m.group(4) and m.group(5) == m.group(6) == f"{len(split):,}"  # characters are tokens
         model, _ = gfs.load_checkpoint(work / "trained" / ckpt)
         assert abs(float(m.group(2)) - evaluate_split(model, split)) < 1e-4
         assert "Traceback" not in r.stderr
@@ -402,3 +382,51 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues(work):
 def test_no_command_prints_help_and_exits_2(runs):
     r = runs["no-command"]
     assert r.returncode == 2 and "usage" in r.stderr and r.stdout == ""
+
+
+
+# --- your own text: fine-tuning and keeping what the model writes ----------------------------------
+
+
+def test_fine_tuning_starts_from_the_checkpoint_and_reports_the_split(runs, work):
+    r = runs["t-fine-tune"]
+    assert r.returncode == 0, r.stderr
+    assert "data: the first 90% train (2,700 tokens), the last 10% validate (300 tokens)" in r.stdout
+    assert "warning: the validation split has only 300 tokens" in r.stdout
+    start = torch.load(work / "trained" / "best.pt", weights_only=True)
+    tuned = torch.load(work / "ft" / "best.pt", weights_only=True)
+    assert tuned["tokenizer"] == start["tokenizer"] and tuned["config"] == start["config"]
+    assert tuned["train_config"]["learning_rate"] == 2e-4  # the finetune preset's: a tenth of cpu-tiny's
+    first_eval = [line for line in r.stdout.splitlines() if line.startswith("iter 0:")][0]
+    # iteration 0 scores the checkpoint's own weights, not a fresh model's ln(65) = 4.17
+    assert float(first_eval.split("val ")[1]) < 4.1
+
+
+def test_sample_output_writes_the_streamed_text_to_a_file(runs, work):
+    r = runs["s-output"]
+    assert r.returncode == 0, r.stderr
+    assert (work / "written" / "sample.txt").read_text(encoding="utf-8") == r.stdout  # the folder is made
+    assert r.stdout.startswith("KING:") and len(r.stdout) == 5 + 50 + 1
+    assert r.stderr.splitlines()[-1] == "wrote written/sample.txt"
+
+
+def test_ctrl_c_during_a_long_sample_keeps_what_was_written(work):
+    out = work / "long.txt"
+    proc = subprocess.Popen([sys.executable, "-m", "gpt_from_scratch", "sample", "--checkpoint",
+                             str(work / "random.pt"), "--device", "cpu", "--max-new-tokens", "1000000",
+                             "--output", str(out)], cwd=work, env=cli_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while (not out.exists() or out.stat().st_size < 200) and time.time() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and f"what was written so far is in {out}" in stderr
+    kept = out.read_text(encoding="utf-8")
+    assert len(kept) >= 200 and stdout.startswith(kept.rstrip("\n"))  # the file holds what was streamed
