@@ -33,13 +33,17 @@ from .generate import generate_text, sample_next_token  # noqa: E402
 from .model import GPT, GPTConfig  # noqa: E402
 from .notebook import notebook_setup  # noqa: E402
 from .tokenizer import CharTokenizer  # noqa: E402
-from .train import PRESETS, ConfigError, TrainConfig, evaluate_split, estimate_loss, train  # noqa: E402
+from .train import (  # noqa: E402
+    PRESETS, ConfigError, TrainConfig, evaluate_split, evaluate_text, estimate_loss, train,
+)
+from .bpe import BPETokenizer, GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN  # noqa: E402
 
 __all__ = [
+    "BPETokenizer", "GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN",
     "REPO_URL", "AttentionLanguageModel", "BigramLanguageModel", "Block", "CharTokenizer",
     "CheckpointError", "ConfigError", "DataError", "FeedForward", "GPT", "GPTConfig", "Head",
     "MultiHeadAttention", "PRESETS", "TrainConfig", "batched_multi_head_attention",
-    "evaluate_split", "estimate_loss", "generate_text", "get_batch", "get_device", "load_checkpoint",
+    "evaluate_split", "evaluate_text", "estimate_loss", "generate_text", "get_batch", "get_device", "load_checkpoint",
     "load_text", "notebook_setup", "prepare_data", "sample_next_token", "save_checkpoint",
     "sdpa_multi_head_attention", "shipped_checkpoint_path", "train", "train_val_split",
 ]
