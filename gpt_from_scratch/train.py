@@ -90,8 +90,12 @@ class TrainConfig:
 
     def replace(self, **changes) -> "TrainConfig":
         """A copy with some fields changed. Model fields (n_layer, dropout, ...) change `model`;
-        block_size does too when there is a model config, else it is the training window."""
-        to_model = MODEL_FIELDS if (changes.get("model") or self.model) is not None else MODEL_FIELDS - {"block_size"}
+        block_size does too when there is a model config, else it is the training window;
+        vocab_size is always the BPE tokenizer's."""
+        # vocab_size is the BPE vocabulary's (the model's comes from the tokenizer)
+        to_model = MODEL_FIELDS - {"vocab_size"}
+        if (changes.get("model") or self.model) is None:
+            to_model -= {"block_size"}
         model_changes = {k: changes.pop(k) for k in list(changes) if k in to_model}
         if model_changes:
             base = changes.get("model", self.model) or GPTConfig()

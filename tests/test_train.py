@@ -133,6 +133,8 @@ def test_replace_routes_model_fields_into_the_model_config():
     assert (cfg.model.n_layer, cfg.model.dropout, cfg.batch_size) == (1, 0.3, 2)
     assert get_preset("cpu-tiny").model.n_layer == 4  # the preset itself is unchanged
     assert TrainConfig().replace(block_size=8).block_size == 8  # no model config: the training window
+    bpe = get_preset("cpu-tiny").replace(tokenizer="bpe", vocab_size=1024)
+    assert bpe.vocab_size == 1024 and bpe.model.vocab_size == 65  # the tokenizer's size, not the model's
     with pytest.raises(ConfigError, match="divisible"):
         get_preset("cpu-tiny").replace(n_head=3)
 
