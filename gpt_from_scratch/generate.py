@@ -4,20 +4,38 @@ Every model in the package generates through `generate` here, so temperature,
 top-k, top-p, seeding and the sliding context window behave the same for the
 bigram, the small ladder models and the full GPT.
 
-The context window. A model with learned position embeddings only knows
-positions 0..block_size-1. Once the text is longer than that, the context must
-slide. Both paths below slide it the same way: the window starts at the last
-block_size tokens of the prompt, and when it is full it jumps forward by
-block_size // 4 tokens. Between jumps the KV cache appends one token at a time;
-at a jump it is re-filled from the new window, so every token keeps the
-position it had when its keys and values were computed. The cached and the
-recomputing paths therefore see exactly the same context at every step and
-produce the same tokens.
+The context window. A model sees at most block_size tokens at a time, so once
+the text is longer than that the context must slide. Both paths below (with
+and without the KV cache) slide it the same way, so at every step they compute
+the same logits and produce the same tokens. How it slides depends on the
+model's positions:
+
+- Learned positions (the default GPT, the ladder models): the model only knows
+  positions 0..block_size-1. The window starts at the last block_size tokens
+  of the prompt, and when it is full it jumps forward by block_size // 4
+  tokens. Between jumps the KV cache appends one token at a time; at a jump it
+  is re-filled from the new window, so every token keeps the position it had
+  when its keys and values were computed.
+- Relative positions (`model.relative_positions`, the GPT with RoPE): scores
+  depend only on the distance between two tokens, so the cache is never
+  re-filled: once full it rolls, dropping its oldest position as it appends
+  the new one. Its keys stay rotated by their absolute positions, and a query
+  at position p scores the key at p - d as any query scores a key d back.
+  Every layer thus attends to the last block_size positions: sliding-window
+  attention. But a cached key in layer 2 and above was computed when its
+  token was new, from what that token saw then, including tokens that have
+  since left the window. So the next token depends on the last
+  n_layer * (block_size - 1) + 1 tokens, not only the last block_size, and
+  recomputing just the last block_size tokens would not reproduce the cache.
+  The recomputing path hands the model all the text since the prompt's last
+  block_size tokens (where the cache started) and the model runs
+  sliding-window attention over as much of it as can matter
+  (`GPT.next_token_logits`).
 """
 
 from __future__ import annotations
 
-import contextlib
+import inspect
 import math
 from typing import Iterator
 
@@ -101,11 +119,12 @@ def sample_next_token(
 
 
 def window_stride(block_size: int) -> int:
+    """How far a full window of learned positions jumps: a quarter block."""
     return max(1, block_size // 4)
 
 
 def window_start(length: int, prompt_length: int, block_size: int) -> int:
-    """First index of the context window when the sequence has `length` tokens."""
+    """First index of the context window (learned positions) when the sequence has `length` tokens."""
     start = max(0, prompt_length - block_size)
     overflow = length - start - block_size
     if overflow > 0:
@@ -114,22 +133,11 @@ def window_start(length: int, prompt_length: int, block_size: int) -> int:
     return start
 
 
-@contextlib.contextmanager
-def _small_step_kernels(device: torch.device) -> Iterator[None]:
-    """PyTorch's own CPU kernels for a one-token step, instead of oneDNN's.
-
-    On CPU PyTorch hands GELU to oneDNN, which costs about 8 us per call at any
-    size: more than the whole GELU of one token. The switch is put back before
-    the caller sees the token, so nothing outside generation is affected.
-    """
-    if device.type != "cpu" or not torch.backends.mkldnn.enabled:
-        yield
-        return
-    torch.backends.mkldnn.enabled = False
-    try:
-        yield
-    finally:
-        torch.backends.mkldnn.enabled = True
+def _recomputed_logits(model: torch.nn.Module, context: torch.Tensor) -> torch.Tensor:
+    """Next-token logits (B, V) from the whole context, without a cache."""
+    if hasattr(model, "next_token_logits"):
+        return model.next_token_logits(context)
+    return model(context)[0][:, -1, :]
 
 
 @torch.inference_mode()  # like no_grad, with less bookkeeping per op: ~10% faster on CPU
@@ -143,11 +151,17 @@ def iter_generate(
     use_kv_cache: bool = True,
     generator: torch.Generator | None = None,
 ) -> Iterator[torch.Tensor]:
-    """Yield the new tokens one step at a time, each (B, 1). Used for streaming."""
+    """Yield the new tokens one step at a time, each (B, 1). Used for streaming.
+
+    idx (B, T) is the prompt. temperature=0 is greedy; top_k and top_p cut the
+    tail of the distribution; generator seeds the sampling. use_kv_cache only
+    matters to models that have a cache (see GenerationMixin).
+    """
     check_sampling_args(temperature, top_k, top_p, max_new_tokens)
     if idx.dim() != 2 or idx.size(1) == 0:
         raise ValueError("idx must be a (batch, time) tensor with at least one token")
     use_cache = use_kv_cache and hasattr(model, "new_kv_cache")
+    rolling = bool(getattr(model, "relative_positions", False))
     block_size = model.block_size
     prompt_length = idx.size(1)
     was_training = model.training
@@ -155,18 +169,18 @@ def iter_generate(
     try:
         cache, cache_start = None, -1
         for _ in range(max_new_tokens):
-            start = window_start(idx.size(1), prompt_length, block_size)
-            if use_cache:
-                if start != cache_start:  # the window moved (or first step): re-fill
-                    cache, cache_start = model.new_kv_cache(idx.size(0)), start
-                    logits = model.forward_cached(idx[:, start:], cache)
-                else:
-                    with _small_step_kernels(idx.device):
-                        logits = model.forward_cached(idx[:, -1:], cache)
-            elif hasattr(model, "next_token_logits"):
-                logits = model.next_token_logits(idx[:, start:])
+            if rolling:  # everything since the cache's first window (see the module docstring)
+                start = max(0, prompt_length - block_size)
             else:
-                logits = model(idx[:, start:])[0][:, -1, :]
+                start = window_start(idx.size(1), prompt_length, block_size)
+            if not use_cache:
+                logits = _recomputed_logits(model, idx[:, start:])
+            elif cache is None or start != cache_start:  # first step, or the window jumped: re-fill
+                cache = model.new_kv_cache(idx.size(0))
+                logits = model.forward_cached(idx[:, start:], cache)
+            else:  # one new token (a rolling cache drops its oldest position by itself)
+                logits = model.forward_cached(idx[:, -1:], cache)
+            cache_start = start
             next_id = sample_next_token(logits, temperature, top_k, top_p, generator)  # (B, 1)
             idx = torch.cat([idx, next_id], dim=1)
             with torch.inference_mode(False):
@@ -176,43 +190,43 @@ def iter_generate(
         model.train(was_training)
 
 
-@torch.no_grad()
-def generate(
-    model: torch.nn.Module,
-    idx: torch.Tensor,
-    max_new_tokens: int,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    use_kv_cache: bool = True,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """idx (B, T) -> (B, T + max_new_tokens): the prompt followed by the new tokens."""
-    new = list(
-        iter_generate(model, idx, max_new_tokens, temperature, top_k, top_p, use_kv_cache, generator)
-    )
+def generate(model: torch.nn.Module, idx: torch.Tensor, max_new_tokens: int, *args, **kwargs) -> torch.Tensor:
+    """idx (B, T) -> (B, T + max_new_tokens): the prompt followed by the new tokens.
+
+    The parameters are iter_generate's (written once, there).
+    """
+    new = list(iter_generate(model, idx, max_new_tokens, *args, **kwargs))
     return torch.cat([idx, *new], dim=1) if new else idx.clone()
 
 
-class GenerationMixin:
-    """`model.generate(...)` for every model of the package, with one implementation.
+# help(generate) and help(model.generate) show iter_generate's parameters
+generate.__signature__ = inspect.signature(iter_generate).replace(return_annotation="torch.Tensor")
 
-    The KV cache is used only by models that have one (the GPT); the others
-    recompute their short context, so use_kv_cache makes no difference to them.
+
+class GenerationMixin:
+    """`model.generate(idx, max_new_tokens, ...)` for every model of the package, with one implementation.
+
+    `generate` asks a model for:
+
+    - `block_size` (int): the longest context it can take.
+    - `forward(idx)` -> (logits (B, T, vocab_size), loss): enough on its own.
+    - optionally `next_token_logits(idx)` -> (B, vocab_size): the logits after
+      the last position only, saving the output layer on the others.
+    - optionally `new_kv_cache(batch_size)` -> a cache, and
+      `forward_cached(idx, cache)` -> (B, vocab_size): feed the new tokens idx
+      (B, T) after those already in the cache (which advances by T) and return
+      the logits after the last one. Without these, use_kv_cache does nothing.
+    - optionally `relative_positions` (bool, default False): True when
+      attention depends only on distances (RoPE). The cache is then never
+      re-filled and must roll (drop its oldest position when full), and
+      `next_token_logits` must take any length: all the text since the
+      prompt's last block_size tokens. Otherwise a full window jumps by
+      block_size // 4 and the cache is re-filled.
+    - `eval()` / `train()` / `training` from nn.Module: dropout is off while
+      generating and the mode is restored after.
     """
 
-    @torch.no_grad()
-    def generate(
-        self,
-        idx: torch.Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        use_kv_cache: bool = True,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        return generate(self, idx, max_new_tokens, temperature, top_k, top_p, use_kv_cache, generator)
+    generate = generate  # model.generate(idx, ...) is generate(model, idx, ...)
 
 
 def generate_text(

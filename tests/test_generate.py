@@ -320,11 +320,20 @@ def test_generated_tokens_are_ordinary_tensors(model):
         assert not token.is_inference() and not torch.is_inference_mode_enabled()
 
 
-def test_onednn_switch_is_restored_between_and_after_steps(model):
+def test_one_signature_for_every_way_to_generate(model):
+    import inspect
+
     from gpt_from_scratch.generate import iter_generate
 
-    assert torch.backends.mkldnn.enabled
-    steps = iter_generate(model, torch.zeros((1, 1), dtype=torch.long), 4)
-    for _ in steps:
-        assert torch.backends.mkldnn.enabled  # the caller's code runs with the default back
-    assert torch.backends.mkldnn.enabled
+    contract = ["idx", "max_new_tokens", "temperature", "top_k", "top_p", "use_kv_cache", "generator"]
+    for m in (model, gfs.BigramLanguageModel(65)):
+        sig = inspect.signature(m.generate)
+        assert list(sig.parameters) == contract
+        assert sig.parameters["temperature"].default == 1.0 and sig.parameters["use_kv_cache"].default is True
+    assert list(inspect.signature(iter_generate).parameters) == ["model", *contract]
+    assert list(inspect.signature(generate).parameters) == ["model", *contract]
+    # positional and keyword arguments reach the same loop
+    idx = torch.zeros((1, 1), dtype=torch.long)
+    a = model.generate(idx, 10, 0.8, 5, None, True, torch.Generator().manual_seed(1))
+    b = generate(model, idx, 10, temperature=0.8, top_k=5, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)

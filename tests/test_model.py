@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 import gpt_from_scratch as gfs
-from gpt_from_scratch.model import GPT, GPTConfig
+from gpt_from_scratch.model import GPT, GPTConfig, copy_block_weights
 
 
 
@@ -68,36 +68,18 @@ def test_config_round_trips_through_a_dict():
     cfg = GPTConfig(**TINY, dropout=0.1, bias=True)
     assert GPTConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown"):
-        GPTConfig.from_dict({**cfg.to_dict(), "n_kv_head": 2})
+        GPTConfig.from_dict({**cfg.to_dict(), "n_kv_heads": 2})
+
+
+def test_config_of_an_older_checkpoint_takes_the_new_defaults():
+    old = dict(vocab_size=65, block_size=32, n_layer=2, n_head=2, n_embd=32, dropout=0.0, bias=False,
+               activation="gelu", tie_weights=True)  # saved before norm, pos and n_kv_head existed
+    cfg = GPTConfig.from_dict(old)
+    assert (cfg.norm, cfg.pos, cfg.n_kv_head) == ("layernorm", "learned", None)
+    assert GPT(cfg).state_dict().keys() == tiny_gpt().state_dict().keys()
 
 
 # --- equality with the teaching blocks (attention.py) --------------------------------
-
-
-def copy_block_into_gpt(block: gfs.Block, gpt_block: nn.Module) -> None:
-    """Copy a teaching attention.Block's weights into one fused GPT block.
-
-    The heads' query, key and value weights are concatenated head-major into
-    c_attn.weight: first all query rows (head 0, head 1, ...), then all key
-    rows, then all value rows. The teaching heads have no bias, so c_attn's
-    bias is zero.
-    """
-    heads = block.sa.heads
-    with torch.no_grad():
-        wq = torch.cat([h.query.weight for h in heads], dim=0)  # (C, C)
-        wk = torch.cat([h.key.weight for h in heads], dim=0)
-        wv = torch.cat([h.value.weight for h in heads], dim=0)
-        gpt_block.attn.c_attn.weight.copy_(torch.cat([wq, wk, wv], dim=0))  # (3C, C)
-        gpt_block.attn.c_attn.bias.zero_()
-        gpt_block.attn.c_proj.weight.copy_(block.sa.proj.weight)
-        gpt_block.attn.c_proj.bias.copy_(block.sa.proj.bias)
-        gpt_block.mlp.c_fc.weight.copy_(block.ffwd.net[0].weight)
-        gpt_block.mlp.c_fc.bias.copy_(block.ffwd.net[0].bias)
-        gpt_block.mlp.c_proj.weight.copy_(block.ffwd.net[2].weight)
-        gpt_block.mlp.c_proj.bias.copy_(block.ffwd.net[2].bias)
-        for src, dst in ((block.ln1, gpt_block.ln_1), (block.ln2, gpt_block.ln_2)):
-            dst.weight.copy_(src.weight)
-            dst.bias.copy_(src.bias)
 
 
 @pytest.mark.parametrize("tie_weights", [True, False])
@@ -114,7 +96,7 @@ def test_gpt_equals_the_teaching_blocks(tie_weights):
                 p.add_(0.1 * torch.randn_like(p))
     for block, gpt_block in zip(blocks, gpt.transformer.h):
         block.eval()
-        copy_block_into_gpt(block, gpt_block)
+        copy_block_weights(block, gpt_block)
 
     x = torch.randn(3, 16, n_embd)
     for block, gpt_block in zip(blocks, gpt.transformer.h):  # block by block
@@ -132,6 +114,17 @@ def test_gpt_equals_the_teaching_blocks(tie_weights):
     assert not torch.allclose(logits, gpt.lm_head(t.ln_f(t.wte(idx) + t.wpe(torch.arange(16)))), atol=1e-3)
 
 
+def test_copy_block_weights_refuses_a_block_it_cannot_match():
+    torch.manual_seed(0)
+    block = gfs.Block(16, 2)
+    for bad in (dict(bias=False), dict(activation="gelu"), dict(norm="rmsnorm"), dict(n_kv_head=1),
+                dict(n_head=4)):
+        cfg = GPTConfig(**{**dict(vocab_size=65, block_size=8, n_layer=1, n_head=2, n_embd=16,
+                                  bias=True, activation="relu"), **bad})
+        with pytest.raises(ValueError, match="copy_block_weights"):
+            copy_block_weights(block, GPT(cfg).transformer.h[0])
+
+
 def test_copy_helper_catches_a_wrong_order():
     """The equality above is not vacuous: swapping q and k breaks it."""
     cfg = GPTConfig(vocab_size=65, block_size=8, n_layer=1, n_head=2, n_embd=16, dropout=0.0,
@@ -139,7 +132,7 @@ def test_copy_helper_catches_a_wrong_order():
     torch.manual_seed(0)
     gpt = GPT(cfg).eval()
     block = gfs.Block(16, 2).eval()
-    copy_block_into_gpt(block, gpt.transformer.h[0])
+    copy_block_weights(block, gpt.transformer.h[0])
     x = torch.randn(2, 8, 16)
     torch.testing.assert_close(gpt.transformer.h[0](x), block(x), atol=1e-5, rtol=1e-5)
     with torch.no_grad():
@@ -218,34 +211,3 @@ def test_kv_cache_forward_matches_full_forward():
     model.forward_cached(idx[:, :5], cache)
     torch.testing.assert_close(model.forward_cached(idx[:, 5:12], cache), full[:, 11], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(model.next_token_logits(idx), full[:, -1], atol=1e-6, rtol=1e-6)
-
-
-@pytest.mark.parametrize("batch,bias,out_features", [(1, True, 96), (3, True, 96), (1, False, 96), (2, True, 65)])
-def test_one_token_linear_equals_nn_linear(batch, bias, out_features):
-    # Linear takes a batched-product route for one position on CPU (65 outputs: the plain route)
-    torch.manual_seed(0)
-    fast = gfs.model.Linear(48, out_features, bias=bias)
-    plain = nn.Linear(48, out_features, bias=bias)
-    plain.load_state_dict(fast.state_dict())
-    x = torch.randn(batch, 1, 48)
-    y = fast(x)
-    assert y.shape == (batch, 1, out_features)
-    torch.testing.assert_close(y, plain(x), atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(fast(x.expand(batch, 5, 48)), plain(x.expand(batch, 5, 48)), atol=0, rtol=0)
-    strided = torch.randn(batch, 1, 96)[..., ::2]  # (batch, 1, 48), every other number: not contiguous
-    torch.testing.assert_close(fast(strided), plain(strided), atol=1e-5, rtol=1e-5)
-    # and it is differentiable like nn.Linear
-    y.sum().backward()
-    plain(x).sum().backward()
-    torch.testing.assert_close(fast.weight.grad, plain.weight.grad, atol=1e-5, rtol=1e-5)
-
-
-def test_one_token_linear_takes_the_batched_route(monkeypatch):
-    calls = []
-    real = torch.baddbmm
-    monkeypatch.setattr(torch, "baddbmm", lambda *a, **k: calls.append(1) or real(*a, **k))
-    layer = gfs.model.Linear(16, 32)
-    layer(torch.randn(1, 1, 16))
-    assert calls == [1]
-    layer(torch.randn(1, 4, 16))  # several positions: the ordinary matrix product
-    assert calls == [1]
