@@ -30,7 +30,7 @@ from .data import (  # noqa: E402
 )
 from .device import get_device  # noqa: E402
 from .generate import generate_text, sample_next_token  # noqa: E402
-from .model import GPT, GPTConfig  # noqa: E402
+from .model import GPT, GPTConfig, copy_block_weights  # noqa: E402
 from .notebook import notebook_setup  # noqa: E402
 from .tokenizer import CharTokenizer  # noqa: E402
 from .train import (  # noqa: E402
@@ -40,7 +40,7 @@ from .bpe import BPETokenizer, GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN  # noqa: E
 
 __all__ = [
     "BPETokenizer", "GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN",
-    "REPO_URL", "AttentionLanguageModel", "BigramLanguageModel", "Block", "CharTokenizer",
+    "REPO_URL", "copy_block_weights", "AttentionLanguageModel", "BigramLanguageModel", "Block", "CharTokenizer",
     "CheckpointError", "ConfigError", "DataError", "FeedForward", "GPT", "GPTConfig", "Head",
     "MultiHeadAttention", "PRESETS", "TrainConfig", "batched_multi_head_attention",
     "evaluate_split", "evaluate_text", "estimate_loss", "generate_text", "get_batch", "get_device", "load_checkpoint",

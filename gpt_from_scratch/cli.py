@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--activation", choices=("gelu", "gelu_tanh", "relu", "swiglu"))
     t.add_argument("--pos", choices=("learned", "rope"), help="position information: learned embeddings or RoPE")
     t.add_argument("--n-kv-head", type=_positive_int("n-kv-head"), help="key/value heads (grouped-query attention)")
+    t.add_argument("--mlp-hidden", type=_positive_int("mlp-hidden"), help="the MLP's hidden width (default 4 x n-embd)")
     t.add_argument("--tokenizer", choices=("char", "bpe"), help="characters (default) or byte-level BPE")
     t.add_argument("--vocab-size", type=_positive_int("vocab-size", 257), help="BPE vocabulary size (default 512)")
     t.add_argument("--init-from", help="fine-tune: start from this checkpoint's weights and tokenizer")
@@ -283,7 +284,7 @@ def _sample_loop(run, args) -> int:
 # `train` flags that override a preset's TrainConfig field of the same name
 _TRAIN_FIELDS = (
     "data", "out_dir", "max_iters", "eval_interval", "eval_iters", "batch_size", "grad_accum",
-    "block_size", "n_layer", "n_head", "n_embd", "dropout", "norm", "activation", "pos", "n_kv_head",
+    "block_size", "n_layer", "n_head", "n_embd", "dropout", "norm", "activation", "pos", "n_kv_head", "mlp_hidden",
     "tokenizer", "vocab_size", "init_from", "gradient_checkpointing", "learning_rate", "min_lr",
     "warmup_iters", "lr_decay_iters", "weight_decay", "device", "dtype", "compile", "seed",
 )

@@ -445,8 +445,12 @@ def _fine_tune_start(cfg: TrainConfig) -> tuple[nn.Module, object]:
 
 def _restore(ckpt: dict, model: nn.Module, tokenizer, path: Path) -> None:
     """Check that a run's ckpt.pt fits the requested model and tokenizer, and load its weights."""
-    want, have = unwrap_model(model).config_dict(), ckpt["config"]
-    diff = [k for k in want if k != "dropout" and want.get(k) != have.get(k, want.get(k))]
+    want = unwrap_model(model).config_dict()
+    try:  # an older checkpoint lacks newer fields: they take their defaults
+        have = GPTConfig.from_dict(ckpt["config"]).to_dict() if ckpt["model_type"] == "gpt" else ckpt["config"]
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"checkpoint {path} has an invalid model config: {e}") from None
+    diff = [k for k in want if k != "dropout" and want.get(k) != have.get(k)]
     if diff or ckpt["model_type"] != unwrap_model(model).model_type:
         got = ", ".join(f"{k}={have.get(k)}" for k in diff)
         asked = ", ".join(f"{k}={want.get(k)}" for k in diff)

@@ -157,6 +157,17 @@ def test_greedy_tokens_match_reference(tmp_path, use_kv_cache):
     assert len(set(ref[0, 4:].tolist())) > 3  # the greedy path is not stuck on one token
 
 
+def test_gpt_from_pretrained_is_the_same_loader(tmp_path):
+    from gpt_from_scratch import GPT
+
+    folder = write_gpt2(tmp_path / "gpt2", random_gpt2(HF_CONFIG))
+    a, b = GPT.from_pretrained(str(folder)), load_gpt2(str(folder))
+    assert isinstance(a, GPT) and not a.training
+    idx = torch.randint(0, 50, (1, 32), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert torch.equal(a(idx)[0], b(idx)[0])
+
+
 def test_sharded_half_precision_folder_loads_as_float32(tmp_path):
     """A big model saved with save_pretrained comes in shards with an index, sometimes in float16."""
     sd = {k: v.half() for k, v in random_gpt2(HF_CONFIG).items()}
