@@ -201,16 +201,23 @@ def sqrt_d_scaling(path: Path) -> Path:
     a1.legend()
     a1.grid(alpha=0.3)
 
-    d, T = 64, 8
-    q = torch.randn(d, generator=g)
-    k = torch.randn(T, d, generator=g)
-    s = k @ q
+    # A typical example, not a lucky one: of many random (query, 8 keys) draws, show the one whose
+    # largest unscaled weight is the median.
+    d, T, draws = 64, 8, 4001
+    q = torch.randn(draws, 1, d, generator=g)
+    k = torch.randn(draws, T, d, generator=g)
+    scores = (q * k).sum(-1)  # (draws, T)
+    top = torch.softmax(scores, -1).max(-1).values
+    s = scores[top.argsort()[draws // 2]]
     x = torch.arange(T)
-    a2.bar(x - 0.2, torch.softmax(s, -1).numpy(), 0.4, color=RED, label="softmax(q · k)")
-    a2.bar(x + 0.2, torch.softmax(s / math.sqrt(d), -1).numpy(), 0.4, color=BLUE, label="softmax(q · k / √d)")
+    raw, scaled = torch.softmax(s, -1), torch.softmax(s / math.sqrt(d), -1)
+    a2.bar(x - 0.2, raw.numpy(), 0.4, color=RED, label="softmax(q · k)")
+    a2.bar(x + 0.2, scaled.numpy(), 0.4, color=BLUE, label="softmax(q · k / √d)")
+    a2.set_ylim(0, 1.12)
     a2.set_xlabel("key position")
     a2.set_ylabel("attention weight")
-    a2.set_title(f"One query, {T} keys, d = {d}: unscaled is nearly one-hot")
+    a2.set_title(f"One query, {T} keys, d = {d} (the median of {draws - 1:,} draws):\n"
+                 f"unscaled puts {raw.max():.2f} on one key, scaled at most {scaled.max():.2f}")
     a2.set_xticks(range(T))
     a2.legend()
     fig.tight_layout()
