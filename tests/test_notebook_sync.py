@@ -1,7 +1,9 @@
 """One source of truth: what the notebooks build by hand must stay equal to the package.
 
 Notebooks 01-03 type out the bigram model, the attention head, multi-head attention, the
-feed-forward layer and the block by hand, then import the package's versions from then on.
+feed-forward layer and the block by hand, then import the package's versions from then on;
+notebook 04 types out the GPT, the weight copy into the fused block and the training recipe
+(learning-rate schedule, optimizer groups, evaluation, the loop itself).
 This test keeps the two copies from drifting apart, without running a kernel:
 
 1. it reads each notebook with nbformat and pulls the top-level ``class`` and ``def``
@@ -11,7 +13,11 @@ This test keeps the two copies from drifting apart, without running a kernel:
 3. for every class or function whose name also exists in the package, it builds both under
    the same ``torch.manual_seed`` with the same small arguments (nothing is copied across:
    the same seed must give the same init) and asserts the same state_dict keys, shapes and
-   values, and the same outputs on the same random input.
+   values, and the same outputs on the same random input. Where the same seed cannot give the
+   same thing, the check compares behaviour instead: HandGPT's weights are copied into a
+   ``gfs.GPT`` (bias, ReLU, untied) and the logits compared; the hand-written training loop
+   and ``gfs.train`` train copies of one model on the same data and must give the same losses
+   and weights; get_lr, configure_optimizer and estimate_loss must return what train.py's do.
 
 It also asserts that each notebook still defines what it is expected to (EXPECTED), and that
 no notebook defines a package name without a check here. Adding a notebook: add it to
@@ -21,7 +27,9 @@ EXPECTED, and add a check below for any new package name it defines.
 from __future__ import annotations
 
 import ast
+import copy
 import functools
+import importlib
 import inspect
 import math
 from pathlib import Path
@@ -34,6 +42,8 @@ import torch.nn.functional as F
 
 import gpt_from_scratch as gfs
 from gpt_from_scratch import attention, bigram, data, weights
+
+engine = importlib.import_module("gpt_from_scratch.train")  # the module (gfs.train is its train function)
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -49,14 +59,22 @@ EXPECTED: dict[str, list[str]] = {
         "FeedForward",
         "Block",
     ],
+    "04_gpt.ipynb": [
+        "HandGPT",
+        "copy_block_weights",
+        "get_lr",
+        "configure_optimizer",
+        "estimate_loss",
+        "train_by_hand",
+    ],
 }
 
 # Where the package's teaching objects live: a notebook name that matches one of these
 # classes or functions must have a check below.
-PACKAGE_MODULES = (gfs, attention, bigram, data, weights)
+PACKAGE_MODULES = (gfs, attention, bigram, data, weights, engine)
 
 # Hand-built names whose package counterpart has another name.
-ALIASES = {"SingleHeadLanguageModel": "AttentionLanguageModel"}
+ALIASES = {"SingleHeadLanguageModel": "AttentionLanguageModel", "HandGPT": "GPT", "train_by_hand": "train"}
 
 VOCAB, N_EMBD, N_HEAD, BLOCK = 11, 12, 3, 6
 
@@ -234,12 +252,129 @@ def check_mha_function(fn, name: str) -> None:
         assert_same_output(ours, loop, f"{name} vs the loop over heads, seed {seed}")
 
 
+def small_gpt_config(**changes) -> gfs.GPTConfig:
+    base = dict(vocab_size=VOCAB, block_size=BLOCK, n_layer=2, n_head=N_HEAD, n_embd=N_EMBD, dropout=0.0)
+    return gfs.GPTConfig(**{**base, **changes})
+
+
+def check_copy_block_weights(fn, name: str) -> None:
+    cfg = small_gpt_config(n_layer=1, bias=True, activation="relu")
+    for seed in (0, 1337):
+        torch.manual_seed(seed)
+        block = gfs.Block(N_EMBD, N_HEAD).eval()
+        with torch.no_grad():
+            for p in block.parameters():
+                p.normal_(0.0, 0.1)  # every weight and bias distinct: a swapped or skipped copy shows
+        ours, theirs = gfs.GPT(cfg).transformer.h[0].eval(), gfs.GPT(cfg).transformer.h[0].eval()
+        fn(block, ours)
+        gfs.copy_block_weights(block, theirs)
+        assert_same_state(ours, theirs, f"{name} seed {seed}")
+        (x,) = float_input(seed)
+        with torch.no_grad():
+            assert_same_output(ours(x), block(x), f"{name} seed {seed}: the fused block vs gfs.Block")
+
+
+def check_hand_gpt(cls, name: str) -> None:
+    """HandGPT has gfs.GPT(bias=True, activation="relu", tie_weights=False)'s parameters (no qkv bias): same logits."""
+    cfg = small_gpt_config(bias=True, activation="relu", tie_weights=False)
+    for seed in (0, 1337):
+        torch.manual_seed(seed)
+        ours, gpt = cls(VOCAB, BLOCK, N_EMBD, N_HEAD, cfg.n_layer).eval(), gfs.GPT(cfg).eval()
+        qkv_bias = cfg.n_layer * 3 * N_EMBD  # c_attn's bias: the teaching heads have none (it is copied as 0)
+        assert sum(p.numel() for p in ours.parameters()) + qkv_bias == gpt.num_params(), f"{name}: parameter count"
+        tf = gpt.transformer
+        with torch.no_grad():
+            for p in ours.parameters():
+                p.normal_(0.0, 0.1)
+            tf.wte.weight.copy_(ours.token_embedding_table.weight)
+            tf.wpe.weight.copy_(ours.position_embedding_table.weight)
+            for block, gpt_block in zip(ours.blocks, tf.h, strict=True):
+                gfs.copy_block_weights(block, gpt_block)
+            tf.ln_f.load_state_dict(ours.ln_f.state_dict())
+            gpt.lm_head.weight.copy_(ours.lm_head.weight)
+            inputs = token_input(seed)
+            assert_same_output(ours(*inputs), gpt(*inputs), f"{name} seed {seed}: logits and loss vs gfs.GPT")
+
+
+def check_get_lr(fn, name: str) -> None:
+    configs = [
+        engine.PRESETS["cpu-tiny"],
+        engine.PRESETS["shakespeare-char"],
+        gfs.TrainConfig(max_iters=50, warmup_iters=0),
+        gfs.TrainConfig(max_iters=80, warmup_iters=10, lr_decay_iters=40),  # decays before the end
+        gfs.TrainConfig(decay_lr=False, max_iters=10),
+    ]
+    for cfg in configs:
+        for it in range(cfg.max_iters + 20):
+            ours, theirs = fn(it, cfg), engine.get_lr(it, cfg)
+            assert math.isclose(ours, theirs, rel_tol=1e-12), f"{name}({it}): {ours} vs train.get_lr {theirs}"
+
+
+def check_configure_optimizer(fn, name: str) -> None:
+    torch.manual_seed(0)
+    model = gfs.GPT(small_gpt_config(bias=True))
+    model.transformer.wpe.weight.requires_grad_(False)  # a frozen tensor stays out of both
+    for cfg in (gfs.TrainConfig(), gfs.TrainConfig(weight_decay=0.0, learning_rate=3e-4, beta1=0.8, beta2=0.95)):
+        ours, theirs = fn(model, cfg), engine.configure_optimizer(model, cfg, torch.device("cpu"))
+        assert type(ours) is type(theirs), f"{name}: {type(ours).__name__} vs {type(theirs).__name__}"
+        assert len(ours.param_groups) == len(theirs.param_groups), f"{name}: different parameter groups"
+        for a, b in zip(ours.param_groups, theirs.param_groups):
+            assert [id(p) for p in a["params"]] == [id(p) for p in b["params"]], f"{name}: different parameters"
+            settings = {k: v for k, v in a.items() if k != "params"}
+            assert settings == {k: v for k, v in b.items() if k != "params"}, f"{name}: {settings}"
+
+
+def check_estimate_loss(fn, name: str) -> None:
+    torch.manual_seed(0)
+    model = gfs.GPT(small_gpt_config(n_layer=1, dropout=0.25))
+    tokens = [torch.randint(VOCAB, (300,), generator=torch.Generator().manual_seed(s)) for s in (0, 1)]
+    splits = {"train": tokens[0], "val": tokens[1]}
+    for seed in (0, 1337):
+        for training in (True, False):
+            model.train(training)
+            ours = fn(model, splits, 4, BLOCK, 3, seed=seed)
+            assert model.training == training, f"{name} must leave the model in the mode it found it in"
+            theirs = engine.estimate_loss(model, splits, 4, BLOCK, 3, seed=seed)
+            assert ours == theirs, f"{name} seed {seed}: {ours} vs train.estimate_loss {theirs}"
+
+
+def check_train_by_hand(fn, name: str) -> None:
+    """Copies of one model, trained by the hand loop and by gfs.train: the same losses and weights."""
+    tokens = torch.randint(VOCAB, (2000,), generator=torch.Generator().manual_seed(0))
+    train_data, val_data = tokens[:1600], tokens[1600:]
+    base = gfs.TrainConfig(block_size=BLOCK, batch_size=4, max_iters=7, warmup_iters=2, eval_interval=3,
+                           eval_iters=2, learning_rate=3e-3, min_lr=3e-4, device="cpu", dtype="float32",
+                           progress=False)
+    for cfg in (base, base.replace(grad_clip=0.0, decay_lr=False, seed=7)):
+        torch.manual_seed(cfg.seed)
+        model = gfs.GPT(small_gpt_config(dropout=0.1, bias=True))  # dropout: the masks must line up too
+        ours, theirs = copy.deepcopy(model), copy.deepcopy(model)
+        history, step_losses = fn(ours, cfg, train_data, val_data)
+        result = gfs.train(cfg, model=theirs, train_data=train_data, val_data=val_data)
+        what = f"{name} vs gfs.train (grad_clip {cfg.grad_clip}, decay_lr {cfg.decay_lr})"
+        assert [h["iter"] for h in history] == [h["iter"] for h in result.history] == [0, 3, 6, 7], what
+        for h, r in zip(history, result.history):
+            for k in ("train_loss", "val_loss"):
+                assert abs(h[k] - r[k]) < 1e-6, f"{what}: {k} at iter {h['iter']}: {h[k]} vs {r[k]}"
+        assert len(step_losses) == len(result.step_losses) == cfg.max_iters, what
+        assert max(abs(a - b) for a, b in zip(step_losses, result.step_losses)) < 1e-6, f"{what}: step losses"
+        for (k, a), b in zip(ours.named_parameters(), theirs.parameters()):
+            assert torch.allclose(a, b, rtol=0, atol=1e-6), f"{what}: {k} differs after training"
+
+
+# name -> check(the hand-built object, name): functions, and classes checked by behaviour
 FUNCTION_CHECKS = {
     "init_weights": check_init_weights,
     "get_batch": check_get_batch,
     "causal_mask": check_causal_mask,
     "batched_multi_head_attention": check_mha_function,
     "sdpa_multi_head_attention": check_mha_function,
+    "copy_block_weights": check_copy_block_weights,
+    "HandGPT": check_hand_gpt,
+    "get_lr": check_get_lr,
+    "configure_optimizer": check_configure_optimizer,
+    "estimate_loss": check_estimate_loss,
+    "train_by_hand": check_train_by_hand,
 }
 
 CHECKED = set(MODULE_CHECKS) | set(FUNCTION_CHECKS)
