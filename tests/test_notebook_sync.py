@@ -67,6 +67,7 @@ EXPECTED: dict[str, list[str]] = {
         "estimate_loss",
         "train_by_hand",
     ],
+    "05_generation.ipynb": ["hand_cached_step"],
 }
 
 # Where the package's teaching objects live: a notebook name that matches one of these
@@ -74,7 +75,8 @@ EXPECTED: dict[str, list[str]] = {
 PACKAGE_MODULES = (gfs, attention, bigram, data, weights, engine)
 
 # Hand-built names whose package counterpart has another name.
-ALIASES = {"SingleHeadLanguageModel": "AttentionLanguageModel", "HandGPT": "GPT", "train_by_hand": "train"}
+ALIASES = {"SingleHeadLanguageModel": "AttentionLanguageModel", "HandGPT": "GPT", "train_by_hand": "train",
+           "hand_cached_step": "GPT"}  # GPT.forward_cached
 
 VOCAB, N_EMBD, N_HEAD, BLOCK = 11, 12, 3, 6
 
@@ -362,6 +364,26 @@ def check_train_by_hand(fn, name: str) -> None:
             assert torch.allclose(a, b, rtol=0, atol=1e-6), f"{what}: {k} differs after training"
 
 
+def check_hand_cached_step(fn, name: str) -> None:
+    """05's KV cache by hand: step by step the logits of GPT.forward_cached and of recomputing, and
+    hand_generate (the same cache with the package's sliding window) gives model.generate's tokens."""
+    ns, _ = notebook_namespace("05_generation.ipynb")
+    for bias in (False, True):
+        torch.manual_seed(0)
+        m = gfs.GPT(gfs.GPTConfig(vocab_size=VOCAB, block_size=BLOCK, n_layer=2, n_head=N_HEAD, n_embd=N_EMBD,
+                                  dropout=0.0, bias=bias)).eval()
+        idx = token_input()[0]  # (2, BLOCK)
+        hand, package = ns["empty_cache"](m, 2), m.new_kv_cache(2)
+        with torch.no_grad():
+            for t in range(BLOCK):
+                ours = fn(m, idx[:, t : t + 1], t, hand)
+                assert_same_output(ours, m.forward_cached(idx[:, t : t + 1], package), f"{name} step {t} vs cache")
+                assert_same_output(ours, m(idx[:, : t + 1])[0][:, -1], f"{name} step {t} vs recomputing")
+            gens = [torch.Generator().manual_seed(1) for _ in range(2)]
+            out = ns["hand_generate"](m, idx[:, :2], 3 * BLOCK, gens[0])  # past block_size: the window slides
+            assert torch.equal(out, m.generate(idx[:, :2], 3 * BLOCK, use_kv_cache=True, generator=gens[1])), name
+
+
 # name -> check(the hand-built object, name): functions, and classes checked by behaviour
 FUNCTION_CHECKS = {
     "init_weights": check_init_weights,
@@ -375,6 +397,7 @@ FUNCTION_CHECKS = {
     "configure_optimizer": check_configure_optimizer,
     "estimate_loss": check_estimate_loss,
     "train_by_hand": check_train_by_hand,
+    "hand_cached_step": check_hand_cached_step,
 }
 
 CHECKED = set(MODULE_CHECKS) | set(FUNCTION_CHECKS)
