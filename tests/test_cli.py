@@ -328,12 +328,19 @@ def test_eval_prints_the_loss_over_the_whole_split(runs, work):
 # --- Ctrl-C and resume (fresh interpreters) -------------------------------------------------------
 
 
+def sigint_as_in_a_terminal():
+    """In the child before Python starts: Ctrl-C's default action, even when this test runs in a background
+    job (which starts with SIGINT ignored, and Python then installs no KeyboardInterrupt handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_saves_a_checkpoint_and_resume_continues(work):
     out_dir = work / "interrupted"
     args = [*TRAIN, "--data", "small.txt", "--max-iters", "100000", "--eval-interval", "1000",
             "--out-dir", str(out_dir)]
     proc = subprocess.Popen([sys.executable, "-m", "gpt_from_scratch", *args], cwd=work, env=cli_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_as_in_a_terminal)
     lines, started = [], threading.Event()
 
     def read():
@@ -415,7 +422,7 @@ def test_ctrl_c_during_a_long_sample_keeps_what_was_written(work):
     proc = subprocess.Popen([sys.executable, "-m", "gpt_from_scratch", "sample", "--checkpoint",
                              str(work / "random.pt"), "--device", "cpu", "--max-new-tokens", "1000000",
                              "--output", str(out)], cwd=work, env=cli_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=sigint_as_in_a_terminal)
     try:
         deadline = time.time() + 60
         while (not out.exists() or out.stat().st_size < 200) and time.time() < deadline:
