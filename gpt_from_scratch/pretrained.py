@@ -145,7 +145,7 @@ def download_gpt2_files(short: str) -> tuple[Path, list[Path]]:
     hub = _import_optional("huggingface_hub")
     try:
         from huggingface_hub.errors import LocalEntryNotFoundError
-    except ImportError:  # huggingface_hub < 0.23 kept its errors in utils
+    except ImportError:  # huggingface_hub 0.23 (our lowest) has it only in utils
         from huggingface_hub.utils import LocalEntryNotFoundError
 
     repo_id = GPT2_REPOS[short]

@@ -345,7 +345,7 @@ def test_hub_names_download_once_through_huggingface_hub(tmp_path, monkeypatch):
 
 def test_offline_finds_the_cache_under_the_old_bare_name(tmp_path, monkeypatch):
     hub = pytest.importorskip("huggingface_hub")
-    from huggingface_hub.errors import LocalEntryNotFoundError
+    from huggingface_hub.utils import LocalEntryNotFoundError  # also where huggingface_hub 0.23 has it
 
     folder = write_gpt2(tmp_path / "cache", random_gpt2(HF_CONFIG))
 
@@ -361,7 +361,7 @@ def test_offline_finds_the_cache_under_the_old_bare_name(tmp_path, monkeypatch):
 
 def test_offline_and_not_cached(tmp_path, monkeypatch):
     hub = pytest.importorskip("huggingface_hub")
-    from huggingface_hub.errors import LocalEntryNotFoundError
+    from huggingface_hub.utils import LocalEntryNotFoundError  # also where huggingface_hub 0.23 has it
 
     def offline(repo_id, filename, **kwargs):
         raise LocalEntryNotFoundError(
