@@ -96,10 +96,12 @@ def save_checkpoint(
     return atomic_torch_save(checkpoint_payload(model, tokenizer, **extra), path)
 
 
-def shipped_checkpoint_path() -> Path:
-    """The pretrained checkpoint that ships with the repository."""
+def shipped_checkpoint_path(name: str | None = None) -> Path:
+    """The pretrained checkpoint that ships with the repository: the best one, or the file `name`
+    (e.g. "cpu-tiny.pt", which notebooks about learned positions use). $GPT_FROM_SCRATCH_CHECKPOINT
+    overrides the default."""
     env = os.environ.get(CHECKPOINT_ENV)
-    if env:
+    if env and name is None:
         return Path(env)
     folders = [Path(__file__).resolve().parent.parent / "checkpoints"]  # a checkout
     try:
@@ -109,11 +111,11 @@ def shipped_checkpoint_path() -> Path:
     except Exception:
         pass
     for folder in folders:
-        for name in SHIPPED_CHECKPOINTS:
-            if (folder / name).is_file():
-                return folder / name
+        for candidate in ([name] if name else SHIPPED_CHECKPOINTS):
+            if (folder / candidate).is_file():
+                return folder / candidate
     raise CheckpointError(
-        "no shipped checkpoint found (looked in checkpoints/); run from a clone of the "
+        f"no shipped checkpoint {name or ''} found (looked in checkpoints/); run from a clone of the "
         "repository, or train one with `python -m gpt_from_scratch train --preset cpu-tiny` "
         "and pass --checkpoint out/best.pt"
     )
