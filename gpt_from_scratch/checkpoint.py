@@ -129,13 +129,14 @@ def read_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
             f"checkpoint not found: {path}; check the path, or train one with "
             "`python -m gpt_from_scratch train`"
         )
+    if not zipfile.is_zipfile(path):  # every torch.save since PyTorch 1.6 writes a zip archive
+        raise CheckpointError(f"cannot read checkpoint {path}: the file is corrupt or not a gpt-from-scratch "
+                              "checkpoint (not a complete PyTorch zip archive); re-download or retrain it")
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if not zipfile.is_zipfile(path):  # torch's own message here is about weights_only, not the file
-            reason = "not a complete PyTorch zip archive"
-        elif "Weights only load failed" in reason:
+        if "Weights only load failed" in reason:
             reason = "it holds pickled Python objects, which are never loaded, for safety"
         raise CheckpointError(
             f"cannot read checkpoint {path}: the file is corrupt or not a gpt-from-scratch "

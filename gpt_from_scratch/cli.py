@@ -157,12 +157,14 @@ def _token_text(tokenizer):
     character's UTF-8 bytes, so bytes are decoded incrementally and a character appears once complete."""
     vocab = getattr(tokenizer, "vocab", None)
     if vocab is None:
-        return lambda i: tokenizer.decode([i])
+        return lambda i: "" if i is None else tokenizer.decode([i])
     import codecs
 
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
-    def text(i: int) -> str:
+    def text(i: int | None) -> str:
+        if i is None:  # the end: what is left
+            return decoder.decode(b"", final=True)
         piece = vocab.get(i)
         return decoder.decode(piece) if piece is not None else tokenizer.decode([i])
 
@@ -192,8 +194,9 @@ def _stream(model, tokenizer, idx, prompt: str, args, opts, outputs) -> int:
             if bar is not None:
                 bar.update(1)
     finally:
+        rest = to_text(None)  # the bytes of a character that the last token left unfinished
         for out in outputs:
-            out.write("\n")
+            out.write(rest + "\n")
             out.flush()
         if bar is not None:
             bar.close()
@@ -290,6 +293,10 @@ _TRAIN_FIELDS = (
 )
 
 
+# model flags that a fine-tuned checkpoint decides (dropout and the training window may still change)
+_MODEL_FLAGS = {"n_layer", "n_head", "n_embd", "norm", "activation", "pos", "n_kv_head", "mlp_hidden"}
+
+
 def cmd_train(args) -> int:
     import torch
 
@@ -303,6 +310,9 @@ def cmd_train(args) -> int:
         raise CLIError(f"--init-from takes the model from the checkpoint; use --preset finetune "
                        f"(the default), not --preset {preset}")
     changes = {name: getattr(args, name) for name in _TRAIN_FIELDS if getattr(args, name) is not None}
+    shape = sorted(set(changes) & _MODEL_FLAGS)
+    if args.init_from and shape:
+        raise CLIError(f"--init-from takes the model's shape from the checkpoint; drop --{shape[0].replace('_', '-')}")
     changes.setdefault("out_dir", f"out-{preset}")
     cfg = cfg.replace(**changes, resume=args.resume, progress=not args.no_progress)
     text = load_text(cfg.data)  # bad files end here, with one error line, before anything is printed
@@ -327,7 +337,7 @@ def cmd_eval(args) -> int:
 
     device = get_device(args.device, verbose=False)  # stderr holds only notes and errors
     model, tokenizer, where = load_for_cli(args.checkpoint, device)
-    train_frac = 0.9
+    train_frac = 0.9  # the split the model was trained on, if its checkpoint recorded another one
     if args.checkpoint not in GPT2_NAMES:
         train_frac = float(read_checkpoint(where).get("train_config", {}).get("train_frac", 0.9))
     train_text, val_text = train_val_split(load_text(args.data), train_frac)
@@ -353,13 +363,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    from .bpe import TokenizerError
     from .checkpoint import CheckpointError
     from .data import DataError
 
     commands = {"sample": cmd_sample, "train": cmd_train, "eval": cmd_eval, "export": cmd_export}
     try:
         return commands[args.command](args)
-    except (CLIError, CheckpointError, DataError, ValueError) as e:
+    except (CLIError, CheckpointError, DataError, TokenizerError, ValueError) as e:
         msg = " ".join(str(e).split()) or type(e).__name__
         print(f"error: {msg}", file=sys.stderr)
         return 2

@@ -6,8 +6,10 @@ input/output embeddings and GPT-2 initialisation. With bias=True,
 activation="relu" and dropout=0 a block computes exactly what the teaching
 `attention.Block` computes (`copy_block_weights` copies the weights across).
 
-GPTConfig's defaults are GPT-2's block. Four options swap in the pieces of
-newer models (chapter 07), each a small branch below:
+GPTConfig's defaults are nanoGPT's shakespeare-char block: GPT-2's layout
+without biases (GPT-2 itself is bias=True, activation="gelu_tanh", see
+pretrained.py). Four options swap in the pieces of newer models (chapter 07),
+each a small branch below:
 
 - norm="rmsnorm": `RMSNorm` instead of LayerNorm (no mean, no bias).
 - activation="swiglu": a gated MLP with three matrices (`MLP`); "gelu_tanh"

@@ -111,31 +111,27 @@ class TrainConfig:
         return self.model if self.model is not None else GPTConfig()
 
 
-def _gpt(**kw) -> GPTConfig:
-    return GPTConfig(**kw)
-
-
 PRESETS: dict[str, TrainConfig] = {
     # nanoGPT's shakespeare-char recipe: the flagship model and the baseline (10.7M parameters).
     "shakespeare-char": TrainConfig(model=GPTConfig()),
     # A few minutes on a laptop CPU, and it still writes recognisable play text (0.8M).
     "cpu-tiny": TrainConfig(
-        model=_gpt(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0), batch_size=32,
+        model=GPTConfig(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0), batch_size=32,
         max_iters=2000, learning_rate=2e-3, min_lr=2e-4, warmup_iters=100, eval_interval=200, eval_iters=20,
     ),
     # Larger sizes, as in the bigger "custom GPT" projects: about 10M, 25M, 80M and 350M parameters.
     # They overfit Tiny Shakespeare sooner the larger they are: watch val. README.md has a memory table.
     "tiny": TrainConfig(model=GPTConfig()),
     "small": TrainConfig(
-        model=_gpt(n_layer=8, n_head=8, n_embd=512, dropout=0.25), learning_rate=6e-4, min_lr=6e-5,
+        model=GPTConfig(n_layer=8, n_head=8, n_embd=512, dropout=0.25), learning_rate=6e-4, min_lr=6e-5,
         warmup_iters=200,
     ),
     "medium": TrainConfig(
-        model=_gpt(n_layer=12, n_head=12, n_embd=768, dropout=0.3), learning_rate=3e-4, min_lr=3e-5,
+        model=GPTConfig(n_layer=12, n_head=12, n_embd=768, dropout=0.3), learning_rate=3e-4, min_lr=3e-5,
         warmup_iters=200, batch_size=32, grad_accum=2,
     ),
     "large": TrainConfig(
-        model=_gpt(n_layer=28, n_head=16, n_embd=1024, dropout=0.3), learning_rate=2e-4, min_lr=2e-5,
+        model=GPTConfig(n_layer=28, n_head=16, n_embd=1024, dropout=0.3), learning_rate=2e-4, min_lr=2e-5,
         warmup_iters=300, batch_size=16, grad_accum=4, gradient_checkpointing=True,
     ),
     # Fine-tuning (`train --init-from CKPT`): the model, its context and its tokenizer come from the
@@ -731,6 +727,8 @@ def _prepare(cfg: TrainConfig, dist: Distributed, model, tokenizer, train_data, 
     out_dir = Path(cfg.out_dir) if cfg.out_dir else None
     if out_dir is not None and tokenizer is None:
         raise ConfigError("saving checkpoints needs the tokenizer: pass tokenizer= along with train_data")
+    if out_dir is not None and (out_dir.exists() and not out_dir.is_dir()):
+        raise ConfigError(f"--out-dir {out_dir} is a file, not a folder; pick another --out-dir")
     ckpt = _read_resume_checkpoint(cfg, out_dir)
     if ckpt is not None:
         _restore(ckpt, model, tokenizer, out_dir / "ckpt.pt")

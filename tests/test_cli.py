@@ -437,3 +437,38 @@ def test_ctrl_c_during_a_long_sample_keeps_what_was_written(work):
     assert "Traceback" not in stderr and f"what was written so far is in {out}" in stderr
     kept = out.read_text(encoding="utf-8")
     assert len(kept) >= 200 and stdout.startswith(kept.rstrip("\n"))  # the file holds what was streamed
+
+
+def test_more_bad_input_is_one_error_line(work):
+    (work / "a_file").write_text("not a folder", encoding="utf-8")
+    (work / "hello.pt").write_text("hello world", encoding="utf-8")  # torch's legacy path would raise KeyError
+    cases = {
+        "out-dir is a file": ([*TRAIN, "--data", "small.txt", "--out-dir", "a_file", "--max-iters", "1"],
+                              ["a_file", "is a file"]),
+        "text as a checkpoint": (["sample", "--checkpoint", "hello.pt"], ["hello.pt", "corrupt"]),
+        "shape flags with --init-from": (["train", "--init-from", "trained/best.pt", "--data", "small.txt",
+                                          "--n-layer", "2"], ["--init-from", "--n-layer"]),
+    }
+    for what, (args, words) in cases.items():
+        line = assert_one_error_line(run_main(args, work))
+        assert all(w in line for w in words), (what, line)
+
+
+def test_sample_and_eval_with_a_bpe_checkpoint(work, text):
+    """A checkpoint records its tokenizer: sample streams BPE tokens as text (characters split across tokens
+    included) and eval reports the loss per character next to the loss per token."""
+    tok = gfs.BPETokenizer.train(text[:20_000], 300)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=16, dropout=0.0))
+    gfs.save_checkpoint(work / "bpe.pt", model, tok)
+    r = run_main(["sample", "--checkpoint", "bpe.pt", "--prompt", "ROMEO:", "--max-new-tokens", "40",
+                  "--seed", "3", "--device", "cpu"], work)
+    assert r.returncode == 0, r.stderr
+    loaded, loaded_tok = gfs.load_checkpoint(work / "bpe.pt")
+    assert isinstance(loaded_tok, gfs.BPETokenizer) and loaded_tok.merges == tok.merges
+    expected = generate_text(loaded, loaded_tok, "ROMEO:", 40, temperature=0.8,
+                             generator=torch.Generator().manual_seed(3))[0]
+    assert r.stdout == expected + "\n"
+    r = run_main(["eval", "--checkpoint", "bpe.pt", "--data", "small.txt", "--device", "cpu"], work)
+    per_token, per_char = (float(line.split()[1]) for line in r.stdout.splitlines())
+    assert per_char < per_token  # a BPE token holds more than one character
