@@ -330,16 +330,21 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .checkpoint import read_checkpoint
+    from .checkpoint import model_and_tokenizer, read_checkpoint, shipped_checkpoint_path
     from .data import load_text, train_val_split
     from .device import get_device
     from .train import evaluate_text
 
     device = get_device(args.device, verbose=False)  # stderr holds only notes and errors
-    model, tokenizer, where = load_for_cli(args.checkpoint, device)
-    train_frac = 0.9  # the split the model was trained on, if its checkpoint recorded another one
-    if args.checkpoint not in GPT2_NAMES:
-        train_frac = float(read_checkpoint(where).get("train_config", {}).get("train_frac", 0.9))
+    train_frac = 0.9
+    if args.checkpoint in GPT2_NAMES:
+        model, tokenizer, _ = load_for_cli(args.checkpoint, device)
+    else:  # read once: the weights, and the split the model was trained on
+        path = args.checkpoint or shipped_checkpoint_path()
+        ckpt = read_checkpoint(path)
+        model, tokenizer = model_and_tokenizer(ckpt, path)
+        model.to(device).eval()
+        train_frac = float(ckpt.get("train_config", {}).get("train_frac", 0.9))
     train_text, val_text = train_val_split(load_text(args.data), train_frac)
     text = val_text if args.split == "val" else train_text
     r = evaluate_text(model, tokenizer, text, batch_size=args.batch_size, device=device,
