@@ -24,7 +24,7 @@ FORMAT = "gpt-from-scratch/1"
 MODEL_TYPES = {cls.model_type: cls for cls in (GPT, BigramLanguageModel, AttentionLanguageModel)}
 
 # The shipped checkpoints, best first: load_checkpoint(None) takes the first that exists.
-SHIPPED_CHECKPOINTS = ("shakespeare-char.pt", "cpu-tiny.pt")
+SHIPPED_CHECKPOINTS = ("shakespeare-char.pt", "cpu-modern.pt", "cpu-tiny.pt")
 CHECKPOINT_ENV = "GPT_FROM_SCRATCH_CHECKPOINT"
 
 
