@@ -488,7 +488,8 @@ class _StopFlag:
         if self.set:
             raise KeyboardInterrupt
         self.set = True
-        print("\nCtrl-C: saving a checkpoint before stopping (press again to stop at once)", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every process gets the signal: say it once
+            print("\nCtrl-C: saving a checkpoint before stopping (press again to stop at once)", file=sys.stderr)
 
     def __exit__(self, *exc):
         if self._old is not None:
@@ -539,18 +540,21 @@ class Trainer:
     # --- 2. one optimizer step ---------------------------------------------------------
 
     def step(self) -> torch.Tensor:
-        """Accumulate gradients over grad_accum micro-batches, clip, and update. Returns the last loss."""
+        """Accumulate gradients over grad_accum micro-batches, clip, and update. Returns the mean loss."""
         cfg = self.cfg
         lr = get_lr(self.iter_num, cfg)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
+        mean_loss = 0.0
         for micro in range(cfg.grad_accum):
             x, y = get_batch(self.splits["train"], cfg.batch_size, self.block_size, self.device,
                              generator=self.batch_gen)
             with self.dist.no_sync(self.model, last_micro_step=micro == cfg.grad_accum - 1):
                 with self.ctx:
                     _, loss = self.model(x, y)
-                self.scaler.scale(loss / cfg.grad_accum).backward()  # the mean over all micro-batches
+                loss = loss / cfg.grad_accum  # the gradient of the mean over all micro-batches
+                self.scaler.scale(loss).backward()
+            mean_loss = mean_loss + loss.detach()
         if cfg.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.grad_clip)
@@ -558,7 +562,7 @@ class Trainer:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.iter_num += 1
-        return loss.detach()
+        return mean_loss
 
     # --- 3. evaluate and checkpoint ------------------------------------------------------
 

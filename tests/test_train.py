@@ -256,9 +256,11 @@ def test_gradient_accumulation_equals_one_big_batch(text):
             real_clip, seen = torch.nn.utils.clip_grad_norm_, norms.setdefault(grad_accum, [])
             # the gradient norm before clipping: Adam would hide a gradient k times too large
             mp.setattr(torch.nn.utils, "clip_grad_norm_", lambda p, c: seen.append(real_clip(p, c).item()))
-            results.append(train(cfg, model=model, tokenizer=tok, train_data=tr, val_data=va).model)
+            results.append(train(cfg, model=model, tokenizer=tok, train_data=tr, val_data=va))
     assert norms[4] == pytest.approx(norms[1], rel=1e-5) and len(norms[1]) == 3
-    one, accumulated = (dict(m.named_parameters()) for m in results)
+    # the loss reported for a step is the mean over all its micro-batches, as for one big batch
+    torch.testing.assert_close(torch.tensor(results[1].step_losses), torch.tensor(results[0].step_losses))
+    one, accumulated = (dict(r.model.named_parameters()) for r in results)
     for name in one:
         torch.testing.assert_close(accumulated[name], one[name], atol=2e-6, rtol=1e-5, msg=name)
     assert not torch.equal(one["transformer.h.0.attn.c_attn.weight"],  # the check can fail: it trained
