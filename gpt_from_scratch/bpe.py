@@ -287,8 +287,11 @@ def _download_gpt2_files(name: str) -> tuple[Path, Path]:
             f"from_pretrained({name!r}) needs huggingface_hub: pip install huggingface_hub, "
             "or pass a local folder holding vocab.json and merges.txt"
         ) from None
+    from .pretrained import GPT2_REPOS  # the same Hub repository as the weights: one cache entry
+
+    repo_id = GPT2_REPOS.get(name, name)
     try:
-        return tuple(Path(hf_hub_download(repo_id=name, filename=f)) for f in ("vocab.json", "merges.txt"))
+        return tuple(Path(hf_hub_download(repo_id=repo_id, filename=f)) for f in ("vocab.json", "merges.txt"))
     except Exception as e:  # offline, unknown repo, ...: one line that says what to do
         why = (str(e).strip().splitlines() or [""])[0][:200]
         raise TokenizerError(

@@ -385,3 +385,20 @@ def test_from_pretrained_offline_with_an_empty_cache(monkeypatch, tmp_path):
     with pytest.raises(TokenizerError, match="pass a local folder") as e:
         BPETokenizer.from_pretrained("gpt2")
     assert "\n" not in str(e.value)
+
+
+def test_from_pretrained_uses_the_same_hub_repository_as_the_weights(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    from gpt_from_scratch.pretrained import GPT2_REPOS
+
+    seen = []
+
+    def fake(repo_id, filename, **kwargs):
+        seen.append(repo_id)
+        raise OSError("offline")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake)
+    with pytest.raises(TokenizerError):
+        BPETokenizer.from_pretrained("gpt2-medium")
+    assert seen == [GPT2_REPOS["gpt2-medium"]]  # one cache entry for the weights and the tokenizer
