@@ -110,6 +110,14 @@ class TrainConfig:
         """The model config in force: `model`, or the flagship's."""
         return self.model if self.model is not None else GPTConfig()
 
+    @property
+    def out_path(self) -> Path | None:
+        return Path(self.out_dir) if self.out_dir else None
+
+    def window(self, model: nn.Module) -> int:
+        """Tokens per training window: block_size, or the model's own context."""
+        return self.block_size or unwrap_model(model).block_size
+
 
 PRESETS: dict[str, TrainConfig] = {
     # nanoGPT's shakespeare-char recipe: the flagship model and the baseline (10.7M parameters).
@@ -504,8 +512,7 @@ class Trainer:
                  tokenizer, train_data: torch.Tensor, val_data: torch.Tensor, ckpt: dict | None, log):
         self.cfg, self.dist, self.device, self.log = cfg, dist, device, log
         self.tokenizer, self.splits = tokenizer, {"train": train_data, "val": val_data}
-        self.block_size = cfg.block_size or unwrap_model(model).block_size
-        self.out_dir = Path(cfg.out_dir) if cfg.out_dir else None
+        self.block_size, self.out_dir = cfg.window(model), cfg.out_path
         self.dtype = resolve_dtype(cfg.dtype, device)
         self.ctx = autocast_context(device, self.dtype)
         if cfg.gradient_checkpointing:
@@ -721,14 +728,13 @@ def _prepare(cfg: TrainConfig, dist: Distributed, model, tokenizer, train_data, 
     if model is None:
         torch.manual_seed(cfg.seed)
         model = GPT(dataclasses.replace(cfg.gpt, vocab_size=tokenizer.vocab_size))
-    block_size = cfg.block_size or unwrap_model(model).block_size
-    model_block = unwrap_model(model).block_size
+    block_size, model_block = cfg.window(model), unwrap_model(model).block_size
     if model_block > 1 and block_size > model_block:
         raise ConfigError(f"block_size ({block_size}) is longer than the model's context ({model_block})")
     _check_settings(cfg, train_data, val_data, block_size)
     if cfg.data:  # the user's own text: say how it was split
         _report_split(cfg.train_frac, train_data, val_data, block_size, log)
-    out_dir = Path(cfg.out_dir) if cfg.out_dir else None
+    out_dir = cfg.out_path
     if out_dir is not None and tokenizer is None:
         raise ConfigError("saving checkpoints needs the tokenizer: pass tokenizer= along with train_data")
     if out_dir is not None and (out_dir.exists() and not out_dir.is_dir()):
