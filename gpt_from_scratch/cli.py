@@ -230,14 +230,15 @@ def cmd_sample(args) -> int:
         except OSError as e:
             raise CLIError(f"cannot write {args.output} ({e.strerror or e}); check the path") from None
 
-    said = []
+    announced = False
 
     def run(prompt: str) -> None:
+        nonlocal announced
         prompt = prompt or "\n"
         ids = _encode_prompt(tokenizer, prompt, model.block_size)
-        if loaded not in said:  # once, and only when there is something to generate
+        if not announced:  # once, and only when there is something to generate
             print(loaded, file=sys.stderr)
-            said.append(loaded)
+            announced = True
         idx = torch.tensor([ids] * args.num_samples, dtype=torch.long, device=device)
         if args.num_samples == 1:  # stream each token as it is made
             _stream(model, tokenizer, idx, prompt, args, opts, outputs)
@@ -250,7 +251,7 @@ def cmd_sample(args) -> int:
                 out.flush()
 
     try:
-        return _sample_loop(run, args)
+        status = _sample_loop(run, args)
     except KeyboardInterrupt:
         if args.output:
             print(f"\nstopped: what was written so far is in {args.output}", file=sys.stderr)
@@ -258,8 +259,9 @@ def cmd_sample(args) -> int:
     finally:
         for out in outputs[1:]:
             out.close()
-        if args.output:
-            print(f"wrote {args.output}", file=sys.stderr)
+    if args.output:
+        print(f"wrote {args.output}", file=sys.stderr)
+    return status
 
 
 def _sample_loop(run, args) -> int:
