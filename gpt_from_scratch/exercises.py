@@ -17,8 +17,12 @@ Worked answers live in ``solutions/NN_*.ipynb``; every check there prints "corre
 
 from __future__ import annotations
 
+import math
 import traceback
 from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
 
 NOT_TRIED = "not tried yet"
 WRONG = "not yet"
@@ -60,6 +64,498 @@ def guarded(check: Callable[..., bool]) -> Callable[..., bool]:
 
 
 # --- chapter checkers below, one section per chapter, in course order -------------------
+
+
+# Helpers shared by the chapter checkers.
+
+
+def _random(*shape: int, seed: int = 0) -> torch.Tensor:
+    """A reproducible random tensor, so that every machine checks the same inputs."""
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def _as_tensor(result: Any, what: str) -> tuple[torch.Tensor | None, str | None]:
+    """(result, None) if it is a tensor, else (None, a message saying what to return)."""
+    if isinstance(result, torch.Tensor):
+        return result, None
+    return None, f"{what} should return a torch.Tensor, got {type(result).__name__}"
+
+
+def _same(a: torch.Tensor, b: torch.Tensor, atol: float = 1e-5) -> bool:
+    """Equal shapes and values within atol (NaN never equals anything)."""
+    return a.shape == b.shape and bool(torch.allclose(a.float(), b.float(), atol=atol, rtol=1e-4))
+
+
+def _where_differs(a: torch.Tensor, b: torch.Tensor) -> str:
+    """The index of the largest difference between two tensors of one shape, as text."""
+    diff = (a.float() - b.float()).abs().nan_to_num(float("inf"))
+    index = tuple(int(i) for i in torch.unravel_index(diff.argmax(), diff.shape))
+    return f"first large difference at index {index}"
+
+
+def _name_mistake(out: torch.Tensor, mistakes: dict[str, torch.Tensor]) -> str | None:
+    """The message of the first known wrong answer that `out` equals, if any."""
+    return next((msg for msg, wrong in mistakes.items() if _same(out, wrong)), None)
+
+
+def _future_leak(fn: Callable, inputs: list[torch.Tensor], time_dim: int = 1) -> str | None:
+    """Where an output at position s changes when only a later position t > s changes, if anywhere."""
+    base, _ = run_answer(fn, *inputs)
+    T = inputs[0].shape[time_dim]
+    for t in range(T - 1, 0, -1):
+        changed = [x.clone() for x in inputs]
+        for x in changed:
+            x.narrow(time_dim, t, 1).add_(1.0)
+        out, _ = run_answer(fn, *changed)
+        if not (isinstance(out, torch.Tensor) and isinstance(base, torch.Tensor) and out.shape == base.shape):
+            return None
+        moved = (out - base).abs().narrow(time_dim, 0, t).amax(dim=tuple(d for d in range(out.dim()) if d != time_dim))
+        if (moved > 1e-6).any():
+            s = int((moved > 1e-6).nonzero()[0])
+            return f"the future leaks: changing position {t} changes the output at position {s}"
+    return None
+
+
+@guarded
+def check_prediction(guess: Any, choices: tuple[str, ...]) -> bool:
+    """A "predict, then run" exercise: check that a prediction is written down, as one of `choices`."""
+    options = " or ".join(repr(c) for c in choices)
+    if guess is None:
+        return verdict(NOT_TRIED, f"write your prediction first: one of {options}")
+    if not isinstance(guess, str) or guess.strip().lower() not in choices:
+        return verdict(WRONG, f"write the prediction as one of {options}, not {guess!r}")
+    return verdict(CORRECT, f"prediction {guess.strip().lower()!r} written down; now run the next cell and compare")
+
+
+# --- chapter 01: the bigram model -------------------------------------------------------
+
+
+@guarded
+def check_cross_entropy(fn: Callable) -> bool:
+    """fn(logits (B, T, V), targets (B, T)) must return the mean of -ln softmax(logits)[target], a scalar."""
+    logits, targets = _random(4, 8, 65), torch.randint(65, (4, 8), generator=torch.Generator().manual_seed(1))
+    out, err = run_answer(fn, logits.clone(), targets.clone())
+    if out is None and err is None:
+        return verdict(NOT_TRIED, "return the mean over all positions of -log(softmax(logits)[target])")
+    out, bad = (None, err) if err else _as_tensor(out, "my_cross_entropy")
+    if bad:
+        return verdict(WRONG, bad)
+    flat, ref = logits.view(-1, 65), F.cross_entropy(logits.view(-1, 65), targets.view(-1))
+    if out.shape == targets.shape or out.numel() == targets.numel():
+        return verdict(WRONG, f"you returned one loss per position, shape {tuple(out.shape)}: take the mean")
+    if out.numel() != 1:
+        return verdict(WRONG, f"the loss is one number, got shape {tuple(out.shape)}")
+    picked = lambda p: p[torch.arange(len(flat)), targets.view(-1)]  # noqa: E731
+    mistakes = {
+        "no minus sign: the loss is -ln p, a positive number": -ref,
+        "a sum over positions: divide by the number of positions (take the mean)": ref * targets.numel(),
+        "you averaged the probabilities, not -ln of them: take the log": -picked(flat.softmax(-1)).mean(),
+        "log base 2: cross-entropy here is in nats, use the natural log": ref / math.log(2),
+        "softmax over the wrong dimension: normalise over the vocabulary, dim=-1":
+            -picked(logits.softmax(1).reshape(-1, 65)).log().mean(),
+    }
+    out = out.reshape(())
+    if _same(out, ref):
+        return verdict(CORRECT, "your cross-entropy equals F.cross_entropy")
+    return verdict(WRONG, _name_mistake(out, mistakes) or f"got {out.item():.4f}, F.cross_entropy gives {ref.item():.4f}")
+
+
+@guarded
+def check_bigram_counts(fn: Callable, train_data: torch.Tensor, vocab_size: int) -> bool:
+    """fn(train_data, vocab_size) must return the counted bigram table P[current, next], +1 smoothed, (V, V)."""
+    out, err = run_answer(fn, train_data, vocab_size)
+    if out is None and err is None:
+        return verdict(NOT_TRIED, "count neighbouring pairs with torch.bincount, add 1, divide each row by its sum")
+    out, bad = (None, err) if err else _as_tensor(out, "bigram_probs")
+    if bad:
+        return verdict(WRONG, bad)
+    V = vocab_size
+    if out.shape != (V, V):
+        return verdict(WRONG, f"the table has shape {tuple(out.shape)}, expected ({V}, {V})")
+    counts = torch.bincount(train_data[:-1] * V + train_data[1:], minlength=V * V).view(V, V).float()
+    ref = (counts + 1) / (counts + 1).sum(dim=1, keepdim=True)
+    out = out.float()
+    if _same(out, ref, atol=1e-6):
+        return verdict(CORRECT, "your table equals the counted, +1 smoothed bigram on the chapter's training text")
+    mistakes = {
+        "no +1: pairs never seen get probability 0, and one of them in the val text makes the loss infinite":
+            counts / counts.sum(dim=1, keepdim=True).clamp(min=1),
+        "these are raw counts: divide each row by its sum so that it becomes probabilities": counts + 1,
+        "the columns sum to 1: normalise each ROW (dim=1, keepdim=True), one row per current character":
+            (counts + 1) / (counts + 1).sum(dim=0, keepdim=True),
+        "the table is transposed: row = current character, column = next (pair id = current * V + next)":
+            ref.T,
+    }
+    return verdict(WRONG, _name_mistake(out, mistakes) or f"your table differs from the counted one ({_where_differs(out, ref)})")
+
+
+# --- chapter 02: one head of self-attention ---------------------------------------------
+
+
+@guarded
+def check_running_mean(fn: Callable) -> bool:
+    """fn(x (B, T, C)) must return xbow, where xbow[b, t] is the mean of x[b, 0..t] (the current position included)."""
+    x = _random(2, 6, 3)
+    out, err = run_answer(fn, x.clone())
+    if out is None and err is None:
+        return verdict(NOT_TRIED, "average x[:, :t + 1] for every t, with a loop or a lower-triangular matrix")
+    out, bad = (None, err) if err else _as_tensor(out, "running_mean")
+    if bad:
+        return verdict(WRONG, bad)
+    if out.shape != x.shape:
+        return verdict(WRONG, f"output shape {tuple(out.shape)}, expected {tuple(x.shape)} (the same as x)")
+    T = x.shape[1]
+    tril = torch.tril(torch.ones(T, T))
+    ref = (tril / tril.sum(1, keepdim=True)) @ x
+    if _same(out, ref):
+        return verdict(CORRECT, "every position holds the mean of itself and the positions before it")
+    before = torch.tril(torch.ones(T, T), diagonal=-1)
+    mistakes = {
+        "off by one: position t must average x[0..t] INCLUDING itself (tril, not tril(diagonal=-1))":
+            (before / before.sum(1, keepdim=True).clamp(min=1)) @ x,
+        "a running sum: divide position t by t + 1 to get the mean": tril @ x,
+        "divided by T everywhere: position t averages only t + 1 positions": (tril / T) @ x,
+    }
+    msg = _name_mistake(out, mistakes) or _future_leak(fn, [x])
+    return verdict(WRONG, msg or f"your running mean differs from the reference ({_where_differs(out, ref)})")
+
+
+def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: bool = True, mask: int | None = 0,
+               dim: int = -1) -> torch.Tensor:
+    """Reference attention and its usual mistakes: mask=None for no mask, an offset for an off-by-one mask."""
+    T, hs = q.shape[-2], q.shape[-1]
+    wei = q @ k.transpose(-2, -1) * (hs**-0.5 if scale else 1.0)
+    if mask is not None:
+        allowed = torch.tril(torch.ones(T, T, dtype=torch.bool), diagonal=mask)
+        wei = wei.masked_fill(~allowed, float("-inf"))
+    return wei.softmax(dim=dim).nan_to_num(0.0) @ v
+
+
+@guarded
+def check_attention(fn: Callable) -> bool:
+    """fn(q, k, v), each (B, T, hs), must return causal scaled dot-product attention, (B, T, hs).
+
+    Named mistakes: no causal mask, no 1/sqrt(hs) scale, softmax over the wrong dimension,
+    a mask off by one, and a future that leaks in any other way.
+    """
+    q, k, v = _random(2, 6, 8, seed=0) * 2, _random(2, 6, 8, seed=1) * 2, _random(2, 6, 8, seed=2)
+    out, err = run_answer(fn, q.clone(), k.clone(), v.clone())
+    if out is None and err is None:
+        return verdict(NOT_TRIED, "scores q @ k^T / sqrt(hs), mask the future with -inf, softmax over the last dim, @ v")
+    out, bad = (None, err) if err else _as_tensor(out, "my_attention")
+    if bad:
+        return verdict(WRONG, bad)
+    if out.shape != v.shape:
+        return verdict(WRONG, f"output shape {tuple(out.shape)}, expected (B, T, hs) = {tuple(v.shape)}")
+    ref = _attention(q, k, v)
+    if _same(out, ref):
+        q2, k2, v2 = _random(1, 11, 16, seed=3), _random(1, 11, 16, seed=4), _random(1, 11, 16, seed=5)
+        again, _ = run_answer(fn, q2, k2, v2)
+        if isinstance(again, torch.Tensor) and _same(again, _attention(q2, k2, v2)):
+            return verdict(CORRECT, "causal, scaled by 1/sqrt(hs), softmax over the keys: equal to the reference")
+        return verdict(WRONG, "right for (2, 6, 8) inputs but not for (1, 11, 16): read T and hs from the inputs")
+    mistakes = {
+        "no causal mask: position t attends to later positions (mask them with -inf before the softmax)":
+            _attention(q, k, v, mask=None),
+        "no 1/sqrt(hs) scale: multiply the scores by hs ** -0.5 before the softmax": _attention(q, k, v, scale=False),
+        "softmax over the wrong dimension: each ROW (one query) must sum to 1, use softmax(dim=-1)":
+            _attention(q, k, v, dim=-2),
+        "no causal mask and no 1/sqrt(hs) scale": _attention(q, k, v, scale=False, mask=None),
+        "the mask is off by one: it hides the current position too (use tril, diagonal included)":
+            _attention(q, k, v, mask=-1),
+        "the mask is off by one: position t also sees position t + 1": _attention(q, k, v, mask=1),
+        "scaled by 1/hs: the scale is 1/sqrt(hs)": _attention(q / q.shape[-1], k, v, scale=False),
+    }
+    msg = _name_mistake(out, mistakes) or _future_leak(fn, [q, k, v])
+    return verdict(WRONG, msg or f"your output differs from causal attention ({_where_differs(out, ref)})")
+
+
+
+# --- chapter 03: multi-head attention and the transformer block -------------------------
+
+
+@guarded
+def check_split_heads(fn: Callable) -> bool:
+    """fn(x (B, T, C), n_head) must return (B, n_head, T, C // n_head): head h holds channels h*hs..(h+1)*hs-1."""
+    x, n_head = _random(2, 5, 12), 3
+    out, err = run_answer(fn, x.clone(), n_head)
+    if out is None and err is None:
+        return verdict(NOT_TRIED, "view x as (B, T, n_head, hs), then swap T and n_head with transpose(1, 2)")
+    out, bad = (None, err) if err else _as_tensor(out, "split_heads")
+    if bad:
+        return verdict(WRONG, bad)
+    B, T, C = x.shape
+    ref = x.view(B, T, n_head, C // n_head).transpose(1, 2)
+    if out.shape == (B, T, n_head, C // n_head):
+        return verdict(WRONG, f"shape (B, T, n_head, hs) = {tuple(out.shape)}: now transpose(1, 2) to (B, n_head, T, hs)")
+    if out.shape != ref.shape:
+        return verdict(WRONG, f"output shape {tuple(out.shape)}, expected (B, n_head, T, hs) = {tuple(ref.shape)}")
+    if _same(out, ref, atol=0):
+        return verdict(CORRECT, "(B, T, C) -> (B, n_head, T, hs), each head with its own slice of channels")
+    if _same(out, x.reshape(B, n_head, T, C // n_head), atol=0):
+        return verdict(WRONG, "right shape, wrong layout: a plain view(B, n_head, T, hs) mixes positions into "
+                              "heads; view(B, T, n_head, hs) first, then transpose(1, 2)")
+    return verdict(WRONG, f"right shape, but the numbers are not x's channels split into heads ({_where_differs(out, ref)})")
+
+
+@guarded
+def check_merge_heads(fn: Callable) -> bool:
+    """fn(y (B, n_head, T, hs)) must return (B, T, n_head * hs): the heads side by side, as torch.cat would."""
+    y = _random(2, 3, 5, 4)
+    out, err = run_answer(fn, y.clone())
+    if out is None and err is None:
+        return verdict(NOT_TRIED, "transpose(1, 2) to (B, T, n_head, hs), then reshape to (B, T, n_head * hs)")
+    out, bad = (None, err) if err else _as_tensor(out, "merge_heads")
+    if bad:
+        return verdict(WRONG, bad)
+    B, nh, T, hs = y.shape
+    ref = torch.cat([y[:, h] for h in range(nh)], dim=-1)
+    if out.shape == (B, T, nh, hs):
+        return verdict(WRONG, f"shape (B, T, n_head, hs) = {tuple(out.shape)}: reshape it to (B, T, n_head * hs)")
+    if out.shape != ref.shape:
+        return verdict(WRONG, f"output shape {tuple(out.shape)}, expected (B, T, n_head * hs) = {tuple(ref.shape)}")
+    if _same(out, ref, atol=0):
+        return verdict(CORRECT, "(B, n_head, T, hs) -> (B, T, n_head * hs), the same as concatenating the heads")
+    if _same(out, y.reshape(B, T, nh * hs), atol=0):
+        return verdict(WRONG, "right shape, wrong layout: reshape without transpose(1, 2) first mixes positions "
+                              "and heads")
+    return verdict(WRONG, f"right shape, but not the heads side by side ({_where_differs(out, ref)})")
+
+
+def _whole_number(answer: Any) -> str | None:
+    """None if answer is a whole number, else what to write instead."""
+    if isinstance(answer, bool) or not isinstance(answer, (int, float)) or answer != int(answer):
+        return f"write a whole number of parameters, not {answer!r}"
+    return None
+
+
+@guarded
+def check_block_params(answer: Any) -> bool:
+    """The parameters of one Block(32, 4), counted by hand: attention, feed-forward, two LayerNorms."""
+    from .attention import Block
+
+    if answer is None:
+        return verdict(NOT_TRIED, "count q, k, v (no bias), proj, the two feed-forward layers (with biases) and two LayerNorms")
+    bad = _whole_number(answer)
+    if bad:
+        return verdict(WRONG, bad)
+    block, C = Block(32, 4), 32
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    total = count(block)
+    if int(answer) == total:
+        return verdict(CORRECT, f"{total:,} parameters: attention {count(block.sa):,}, feed-forward "
+                                f"{count(block.ffwd):,}, LayerNorms {count(block.ln1) + count(block.ln2):,}")
+    mistakes = {
+        12 * C * C: "you counted the weight matrices only: add the biases of proj and of the two feed-forward "
+                    "layers, and each LayerNorm's gain and bias",
+        count(block.sa): "that is the attention alone: add the feed-forward layer and the two LayerNorms",
+        count(block.ffwd): "that is the feed-forward layer alone: add the attention and the two LayerNorms",
+        total - 4 * C: "add the two LayerNorms: each has a gain and a bias per channel",
+        total + 3 * C: "the query, key and value layers have no bias (bias=False)",
+    }
+    hint = mistakes.get(int(answer), f"{int(answer):,} is too {'high' if answer > total else 'low'}")
+    return verdict(WRONG, hint)
+
+
+# --- chapter 04: GPT ----------------------------------------------------------------------
+
+
+@guarded
+def check_layer_norm(fn: Callable) -> bool:
+    """fn(x (..., C), weight (C,), bias (C,), eps) must equal F.layer_norm over the last dimension."""
+    x = torch.cat([_random(2, 3, 8) * 0.05 + 1.0, torch.full((2, 1, 8), 3.0)], dim=1)   # the last row is constant
+    w, b, eps = _random(8, seed=1), _random(8, seed=2), 1e-5
+    out, err = run_answer(fn, x.clone(), w.clone(), b.clone(), eps)
+    if out is None and err is None:
+        return verdict(NOT_TRIED, "(x - mean) / sqrt(var + eps) over the last dim (biased var), then * weight + bias")
+    out, bad = (None, err) if err else _as_tensor(out, "my_layer_norm")
+    if bad:
+        return verdict(WRONG, bad)
+    if out.shape != x.shape:
+        return verdict(WRONG, f"output shape {tuple(out.shape)}, expected the shape of x, {tuple(x.shape)}")
+    ref = F.layer_norm(x, (8,), w, b, eps)
+    if _same(out, ref, atol=1e-4):
+        return verdict(CORRECT, "equal to F.layer_norm, also on a position whose numbers are all equal")
+    if torch.isnan(out).any():
+        return verdict(WRONG, "NaN on a position whose numbers are all equal (variance 0): add eps inside the square root")
+    mean, var = x.mean(-1, keepdim=True), x.var(-1, keepdim=True, unbiased=False)
+    norm = (x - mean) / torch.sqrt(var + eps)
+    mistakes = {
+        "you forgot the learned gain and bias: return normalised * weight + bias": norm,
+        "unbiased variance: LayerNorm divides by C, not C - 1 (var(unbiased=False))":
+            (x - mean) / torch.sqrt(x.var(-1, keepdim=True) + eps) * w + b,
+        "eps belongs inside the square root: sqrt(var + eps), not std + eps":
+            (x - mean) / (var.sqrt() + eps) * w + b,
+        "normalised over the wrong dimension: each position is normalised over its own channels (dim=-1)":
+            (x - x.mean(1, keepdim=True)) / torch.sqrt(x.var(1, keepdim=True, unbiased=False) + eps) * w + b,
+    }
+    return verdict(WRONG, _name_mistake(out, mistakes, ) or f"differs from F.layer_norm ({_where_differs(out, ref)})")
+
+
+@guarded
+def check_gpt_params(fn: Callable) -> bool:
+    """fn(vocab_size, block_size, n_layer, n_embd) must give GPT(GPTConfig(...)).num_params(): tied, no biases."""
+    from .model import GPT, GPTConfig
+
+    shapes = [(65, 256, 6, 384), (50, 16, 2, 24)]
+    answers = [run_answer(fn, *s) for s in shapes]
+    if all(a is None and e is None for a, e in answers):
+        return verdict(NOT_TRIED, "add the embeddings (tokens and positions), n_layer blocks, and the final LayerNorm")
+    for (got, err), (V, Bs, L, C) in zip(answers, shapes):
+        if err:
+            return verdict(WRONG, err)
+        bad = _whole_number(got)
+        if bad:
+            return verdict(WRONG, bad)
+        torch.manual_seed(0)
+        n = GPT(GPTConfig(vocab_size=V, block_size=Bs, n_layer=L, n_head=2, n_embd=C)).num_params()
+        if int(got) == n:
+            continue
+        where = f"for vocab_size={V}, block_size={Bs}, n_layer={L}, n_embd={C} you count {int(got):,}"
+        mistakes = {
+            n - Bs * C: "you forgot the position embeddings, block_size x n_embd",
+            n + V * C: "lm_head shares the token embedding's matrix (tied weights): count it once",
+            n - L * 2 * C - C: "you forgot the LayerNorms: two per block and a final one, n_embd gains each",
+            n - C: "you forgot the final LayerNorm, ln_f",
+            n - L * 2 * C: "you forgot the two LayerNorms in each block",
+            n + L * 9 * C + 2 * L * C + C: "our GPT has no biases (bias=False): count weights only",
+            n - L * 4 * C * C: "count the MLP twice: n_embd -> 4 * n_embd and back, 8 * n_embd² per block",
+        }
+        return verdict(WRONG, f"{where}: {mistakes.get(int(got), 'too high' if got > n else 'too low')}")
+    return verdict(CORRECT, "your formula gives num_params() for the flagship shape and for a small one")
+
+
+@guarded
+def check_c_proj_std(fn: Callable) -> bool:
+    """fn(n_layer) must give the init std of each c_proj weight: 0.02 / sqrt(2 * n_layer), as in GPT-2."""
+    answers = {L: run_answer(fn, L) for L in (6, 12, 24, 1)}
+    if all(a is None and e is None for a, e in answers.values()):
+        return verdict(NOT_TRIED, "each block adds to the residual stream twice; scale 0.02 so that the variances add to a constant")
+    for L, (got, err) in answers.items():
+        if err:
+            return verdict(WRONG, err)
+        if not isinstance(got, (int, float)) or isinstance(got, bool):
+            return verdict(WRONG, f"return a number, got {type(got).__name__} for n_layer={L}")
+        ref = 0.02 / math.sqrt(2 * L)
+        if math.isclose(got, ref, rel_tol=1e-6):
+            continue
+        mistakes = {
+            0.02 / math.sqrt(L): "each block adds to the stream TWICE (attention and MLP): sqrt(2 * n_layer)",
+            0.02 / (2 * L): "the spread grows like the square root of the number of additions: divide by sqrt(2 * n_layer)",
+            0.02: "that is the unscaled init: the stream then grows with depth",
+        }
+        hint = next((m for v, m in mistakes.items() if math.isclose(got, v, rel_tol=1e-6)), "not 0.02 scaled for depth")
+        return verdict(WRONG, f"for n_layer={L} you give {got:.6g}: {hint}")
+    return verdict(CORRECT, "0.02 / sqrt(2 * n_layer), the package's c_proj init, for 1, 6, 12 and 24 blocks")
+
+
+# --- chapter 05: generation -----------------------------------------------------------------
+
+
+def _logit_rows() -> torch.Tensor:
+    """Two rows of next-token logits with distinct values, so that top-k and top-p have one right answer."""
+    return torch.stack([torch.linspace(-3, 3, 12)[torch.randperm(12, generator=torch.Generator().manual_seed(s))]
+                        for s in (0, 1)])
+
+
+@guarded
+def check_top_k(fn: Callable) -> bool:
+    """fn(logits (B, V), k) must keep the k largest logits of each row and set the others to -inf."""
+    logits, k = _logit_rows(), 3
+    out, err = run_answer(fn, logits.clone(), k)
+    if out is None and err is None:
+        return verdict(NOT_TRIED, "find the k-th largest logit of each row with torch.topk, set the smaller ones to -inf")
+    out, bad = (None, err) if err else _as_tensor(out, "my_top_k")
+    if bad:
+        return verdict(WRONG, bad)
+    if out.shape != logits.shape:
+        return verdict(WRONG, f"output shape {tuple(out.shape)}, expected the logits' shape {tuple(logits.shape)}")
+    kth = logits.topk(k, dim=-1).values[:, -1:]
+    ref = logits.masked_fill(logits < kth, float("-inf"))
+    if torch.equal(out, ref):
+        return verdict(CORRECT, "the k largest logits of each row kept, unchanged; the rest at -inf")
+    kept = (out > float("-inf")).sum(-1)
+    if (out == 0).sum(-1).ge(logits.size(-1) - k).all() and not torch.isinf(out).any():
+        return verdict(WRONG, "the dropped logits are 0, which softmax still turns into a probability: set them to -inf")
+    if (kept != k).any():
+        off = " (off by one)" if abs(int(kept[0]) - k) == 1 else ""
+        return verdict(WRONG, f"row 0 keeps {int(kept[0])} logits, expected k = {k}{off}")
+    if not torch.equal(out.isfinite(), ref.isfinite()):
+        return verdict(WRONG, "you kept k logits, but not the k largest of each row (topk over dim=-1, largest=True)")
+    return verdict(WRONG, "the right logits are kept, but their values changed: keep them as they are")
+
+
+@guarded
+def check_top_p(fn: Callable) -> bool:
+    """fn(probs (B, V), p) must keep the smallest set of likeliest tokens whose mass reaches p, renormalised."""
+    from .generate import filter_probs
+
+    probs, p = _logit_rows().softmax(-1), 0.6
+    out, err = run_answer(fn, probs.clone(), p)
+    if out is None and err is None:
+        return verdict(NOT_TRIED, "sort descending, keep tokens while the mass BEFORE them is below p, renormalise")
+    out, bad = (None, err) if err else _as_tensor(out, "my_top_p")
+    if bad:
+        return verdict(WRONG, bad)
+    if out.shape != probs.shape:
+        return verdict(WRONG, f"output shape {tuple(out.shape)}, expected the probabilities' shape {tuple(probs.shape)}")
+    ref = filter_probs(probs.log(), top_p=p)
+    if _same(out, ref, atol=1e-6):
+        return verdict(CORRECT, "the smallest set of likeliest tokens that reaches p, renormalised to sum to 1")
+    sums = out.sum(-1)
+    if torch.equal(out > 0, ref > 0):
+        return verdict(WRONG, f"the right tokens are kept, but row 0 sums to {sums[0].item():.3f}: divide by the kept mass")
+    n_out, n_ref = int((out[0] > 0).sum()), int((ref[0] > 0).sum())
+    if n_out == n_ref - 1:
+        return verdict(WRONG, f"row 0 keeps {n_out} tokens, one too few: keep the token that crosses p too "
+                              "(compare the mass BEFORE each token with p)")
+    if n_out == n_ref + 1:
+        return verdict(WRONG, f"row 0 keeps {n_out} tokens, one too many: stop at the first token whose mass reaches p")
+    return verdict(WRONG, f"row 0 keeps {n_out} tokens, expected {n_ref}: keep the likeliest tokens (sort descending)")
+
+
+@guarded
+def check_kv_cache(cache_class: Callable) -> bool:
+    """cache_class(block_size) with append(k, v) -> (keys, values): every position held, at most block_size, newest last.
+
+    k and v are (B, n_head, 1, hs), one new token; keys and values are (B, n_head, held, hs).
+    """
+    block_size, steps = 4, 6
+    ks = [_random(1, 2, 1, 3, seed=10 + i) for i in range(steps)]
+    first, err = run_answer(cache_class, block_size)
+    if first is None and err is None:
+        return verdict(NOT_TRIED, "write a class whose append() concatenates along dim 2 and drops the oldest beyond block_size")
+    if err:
+        return verdict(WRONG, err)
+    for step, k in enumerate(ks, start=1):
+        got, err = run_answer(first.append, k, -k)
+        if err:
+            return verdict(WRONG, err)
+        if not (isinstance(got, tuple) and len(got) == 2 and all(isinstance(t, torch.Tensor) for t in got)):
+            return verdict(WRONG, "append(k, v) should return a tuple (keys, values) of tensors")
+        want = torch.cat(ks[max(0, step - block_size):step], dim=2)
+        keys, values = got
+        if torch.equal(keys, want) and torch.equal(values, -want):
+            continue
+        held = keys.size(2) if keys.dim() == 4 else None
+        if keys.dim() == 4 and keys.shape[:2] == want.shape[:2] and keys.size(3) == want.size(3):
+            if held == 1 and step > 1:
+                return verdict(WRONG, f"after {step} appends the cache holds 1 position: it forgets what it held (store "
+                                      "the concatenation in self)")
+            if held > block_size:
+                return verdict(WRONG, f"after {step} appends it holds {held} positions, more than block_size = "
+                                      f"{block_size}: drop the oldest")
+            if held == want.size(2) and torch.equal(keys, torch.cat(ks[:block_size], dim=2)):
+                return verdict(WRONG, f"after {step} appends it drops the NEWEST position: keep the last block_size")
+        if keys.shape != want.shape:
+            return verdict(WRONG, f"after {step} appends keys have shape {tuple(keys.shape)}, expected (B, n_head, "
+                                  f"held, hs) = {tuple(want.shape)} (concatenate along dim 2)")
+        return verdict(WRONG, f"after {step} appends the keys or values are not the ones appended, in order")
+    second, err = run_answer(cache_class, block_size)
+    got, _ = run_answer(second.append, ks[0], -ks[0]) if second is not None else (None, None)
+    if not (isinstance(got, tuple) and torch.equal(got[0], ks[0])):
+        return verdict(WRONG, "a new cache already holds keys: keep them in the instance (self), not in the class")
+    return verdict(CORRECT, "every position held in order, never more than block_size, the oldest dropped first")
 
 
 # --- chapter 06 · BPE: counting pairs, encoding by rank, printing a stream of bytes ----------
