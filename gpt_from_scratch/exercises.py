@@ -559,12 +559,8 @@ def check_kv_cache(cache_class: Callable) -> bool:
 
 
 # --- chapter 06 · BPE: counting pairs, encoding by rank, printing a stream of bytes ----------
-# Chapters 06-09 compare with the package's own pieces; their imports sit here, beside their checkers.
-import codecs  # noqa: E402
+import codecs  # noqa: E402 - used by chapter 06's checkers only
 from collections import Counter  # noqa: E402
-
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 # A short text of our own, long enough to learn a few dozen merges from; any English would do.
 _BPE_TEXT = (
