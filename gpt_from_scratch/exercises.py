@@ -119,12 +119,12 @@ def _future_leak(fn: Callable, inputs: list[torch.Tensor], time_dim: int = 1) ->
 @guarded
 def check_prediction(guess: Any, choices: tuple[str, ...]) -> bool:
     """A "predict, then run" exercise: check that a prediction is written down, as one of `choices`."""
-    options = " or ".join(repr(c) for c in choices)
+    options = ", ".join(repr(c) for c in choices[:-1]) + f" or {choices[-1]!r}"
     if guess is None:
         return verdict(NOT_TRIED, f"write your prediction first: one of {options}")
     if not isinstance(guess, str) or guess.strip().lower() not in choices:
         return verdict(WRONG, f"write the prediction as one of {options}, not {guess!r}")
-    return verdict(CORRECT, f"prediction {guess.strip().lower()!r} written down; now run the next cell and compare")
+    return verdict(CORRECT, f"you predicted {guess.strip().lower()!r}; now compare it with the measurement")
 
 
 # --- chapter 01: the bigram model -------------------------------------------------------
@@ -523,14 +523,14 @@ def check_kv_cache(cache_class: Callable) -> bool:
     block_size, steps = 4, 6
     ks = [_random(1, 2, 1, 3, seed=10 + i) for i in range(steps)]
     first, err = run_answer(cache_class, block_size)
-    if first is None and err is None:
-        return verdict(NOT_TRIED, "write a class whose append() concatenates along dim 2 and drops the oldest beyond block_size")
     if err:
         return verdict(WRONG, err)
     for step, k in enumerate(ks, start=1):
         got, err = run_answer(first.append, k, -k)
         if err:
             return verdict(WRONG, err)
+        if got is None and step == 1:
+            return verdict(NOT_TRIED, "append() should concatenate along dim 2 and drop the oldest beyond block_size")
         if not (isinstance(got, tuple) and len(got) == 2 and all(isinstance(t, torch.Tensor) for t in got)):
             return verdict(WRONG, "append(k, v) should return a tuple (keys, values) of tensors")
         want = torch.cat(ks[max(0, step - block_size):step], dim=2)
