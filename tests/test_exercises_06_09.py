@@ -1,8 +1,10 @@
 """The checkers of chapters 06-09: each says "not tried yet", names the mistake it was built for, or "correct"."""
 
 import codecs
+import json
 import math
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import torch
@@ -286,3 +288,41 @@ def test_check_best_step(capsys):
     last_best = lambda h: min(reversed(h), key=lambda e: e["val_loss"])["iter"]  # noqa: E731
     ok, line = said(ex.check_best_step, last_best, capsys)
     assert not ok and "on a tie" in line
+
+
+# --- the notebooks: chapters show "not tried yet", solutions show "correct" ---------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = ["06_bpe_tokenizer", "07_modern_block", "08_gpt2", "09_your_own_text"]
+
+
+def check_cells(path):
+    """(source, printed text) of every code cell that calls a checker of gfs.exercises."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    found = []
+    for cell in cells:
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "code" and "gfs.exercises.check_" in source:
+            text = "".join("".join(o.get("text", "")) for o in cell.get("outputs", []))
+            found.append((source, text))
+    return found
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_chapter_notebooks_have_three_checked_exercises_not_yet_tried(name):
+    cells = check_cells(ROOT / "notebooks" / f"{name}.ipynb")
+    assert len(cells) >= 3
+    for source, text in cells:
+        assert text.startswith("not tried yet: "), (source, text)
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_solution_notebooks_answer_every_check_correctly(name):
+    path = ROOT / "solutions" / f"{name}.ipynb"
+    chapter = {s.strip().split("(")[0] for s, _ in check_cells(ROOT / "notebooks" / f"{name}.ipynb")}
+    cells = check_cells(path)
+    answered = {s.replace("# NBVAL_CHECK_OUTPUT", "").strip().split("(")[0] for s, _ in cells}
+    assert chapter <= answered, chapter - answered
+    for source, text in cells:
+        assert source.startswith("# NBVAL_CHECK_OUTPUT"), source
+        assert text.startswith("correct: ") and text.count("\n") == 1, (source, text)
