@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from gpt_from_scratch import exercises as ex
+from gpt_from_scratch.bpe import _merge as merge
 from gpt_from_scratch.model import GPT
 
 
@@ -66,18 +67,6 @@ def test_check_pair_counts(capsys):
     no_overlap = lambda p: {k: v for k, v in pair_counts(p).items() if k != (97, 97)} | {(97, 97): 2}  # noqa: E731
     ok, line = said(ex.check_pair_counts, no_overlap, capsys)
     assert not ok and "(97, 97)" in line and "expected 4, got 2" in line
-
-
-def merge(ids, pair, new_id):
-    out, i = [], 0
-    while i < len(ids):
-        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
-            out.append(new_id)
-            i += 2
-        else:
-            out.append(ids[i])
-            i += 1
-    return out
 
 
 def encode_by_rank(text, merges):
