@@ -74,11 +74,20 @@ def _random(*shape: int, seed: int = 0) -> torch.Tensor:
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
 
-def _as_tensor(result: Any, what: str) -> tuple[torch.Tensor | None, str | None]:
-    """(result, None) if it is a tensor, else (None, a message saying what to return)."""
-    if isinstance(result, torch.Tensor):
-        return result, None
-    return None, f"{what} should return a torch.Tensor, got {type(result).__name__}"
+def _tensor_answer(fn: Callable, args: tuple, name: str, hint: str) -> tuple[torch.Tensor | None, bool]:
+    """Run the learner's fn on args: (its tensor, False), or (None, the verdict already said about it).
+
+    None back means "not tried yet" (with the hint); an error, or a result that is not a
+    tensor, is a wrong answer that says so.
+    """
+    out, err = run_answer(fn, *args)
+    if out is None and err is None:
+        return None, verdict(NOT_TRIED, hint)
+    if err:
+        return None, verdict(WRONG, err)
+    if not isinstance(out, torch.Tensor):
+        return None, verdict(WRONG, f"{name} should return a torch.Tensor, got {type(out).__name__}")
+    return out, False
 
 
 def _same(a: torch.Tensor, b: torch.Tensor, atol: float = 1e-5) -> bool:
@@ -134,12 +143,10 @@ def check_prediction(guess: Any, choices: tuple[str, ...]) -> bool:
 def check_cross_entropy(fn: Callable) -> bool:
     """fn(logits (B, T, V), targets (B, T)) must return the mean of -ln softmax(logits)[target], a scalar."""
     logits, targets = _random(4, 8, 65), torch.randint(65, (4, 8), generator=torch.Generator().manual_seed(1))
-    out, err = run_answer(fn, logits.clone(), targets.clone())
-    if out is None and err is None:
-        return verdict(NOT_TRIED, "return the mean over all positions of -log(softmax(logits)[target])")
-    out, bad = (None, err) if err else _as_tensor(out, "my_cross_entropy")
-    if bad:
-        return verdict(WRONG, bad)
+    out, said = _tensor_answer(fn, (logits.clone(), targets.clone()), "my_cross_entropy",
+                               "return the mean over all positions of -log(softmax(logits)[target])")
+    if out is None:
+        return said
     flat, ref = logits.view(-1, 65), F.cross_entropy(logits.view(-1, 65), targets.view(-1))
     if out.shape == targets.shape or out.numel() == targets.numel():
         return verdict(WRONG, f"you returned one loss per position, shape {tuple(out.shape)}: take the mean")
@@ -163,12 +170,10 @@ def check_cross_entropy(fn: Callable) -> bool:
 @guarded
 def check_bigram_counts(fn: Callable, train_data: torch.Tensor, vocab_size: int) -> bool:
     """fn(train_data, vocab_size) must return the counted bigram table P[current, next], +1 smoothed, (V, V)."""
-    out, err = run_answer(fn, train_data, vocab_size)
-    if out is None and err is None:
-        return verdict(NOT_TRIED, "count neighbouring pairs with torch.bincount, add 1, divide each row by its sum")
-    out, bad = (None, err) if err else _as_tensor(out, "bigram_probs")
-    if bad:
-        return verdict(WRONG, bad)
+    out, said = _tensor_answer(fn, (train_data, vocab_size), "bigram_probs",
+                               "count neighbouring pairs with torch.bincount, add 1, divide each row by its sum")
+    if out is None:
+        return said
     V = vocab_size
     if out.shape != (V, V):
         return verdict(WRONG, f"the table has shape {tuple(out.shape)}, expected ({V}, {V})")
@@ -196,12 +201,10 @@ def check_bigram_counts(fn: Callable, train_data: torch.Tensor, vocab_size: int)
 def check_running_mean(fn: Callable) -> bool:
     """fn(x (B, T, C)) must return xbow, where xbow[b, t] is the mean of x[b, 0..t] (the current position included)."""
     x = _random(2, 6, 3)
-    out, err = run_answer(fn, x.clone())
-    if out is None and err is None:
-        return verdict(NOT_TRIED, "average x[:, :t + 1] for every t, with a loop or a lower-triangular matrix")
-    out, bad = (None, err) if err else _as_tensor(out, "running_mean")
-    if bad:
-        return verdict(WRONG, bad)
+    out, said = _tensor_answer(fn, (x.clone(),), "running_mean",
+                               "average x[:, :t + 1] for every t, with a loop or a lower-triangular matrix")
+    if out is None:
+        return said
     if out.shape != x.shape:
         return verdict(WRONG, f"output shape {tuple(out.shape)}, expected {tuple(x.shape)} (the same as x)")
     T = x.shape[1]
@@ -239,12 +242,10 @@ def check_attention(fn: Callable) -> bool:
     a mask off by one, and a future that leaks in any other way.
     """
     q, k, v = _random(2, 6, 8, seed=0) * 2, _random(2, 6, 8, seed=1) * 2, _random(2, 6, 8, seed=2)
-    out, err = run_answer(fn, q.clone(), k.clone(), v.clone())
-    if out is None and err is None:
-        return verdict(NOT_TRIED, "scores q @ k^T / sqrt(hs), mask the future with -inf, softmax over the last dim, @ v")
-    out, bad = (None, err) if err else _as_tensor(out, "my_attention")
-    if bad:
-        return verdict(WRONG, bad)
+    out, said = _tensor_answer(fn, (q.clone(), k.clone(), v.clone()), "my_attention",
+                               "scores q @ k^T / sqrt(hs), mask the future with -inf, softmax over the last dim, @ v")
+    if out is None:
+        return said
     if out.shape != v.shape:
         return verdict(WRONG, f"output shape {tuple(out.shape)}, expected (B, T, hs) = {tuple(v.shape)}")
     ref = _attention(q, k, v)
@@ -278,12 +279,10 @@ def check_attention(fn: Callable) -> bool:
 def check_split_heads(fn: Callable) -> bool:
     """fn(x (B, T, C), n_head) must return (B, n_head, T, C // n_head): head h holds channels h*hs..(h+1)*hs-1."""
     x, n_head = _random(2, 5, 12), 3
-    out, err = run_answer(fn, x.clone(), n_head)
-    if out is None and err is None:
-        return verdict(NOT_TRIED, "view x as (B, T, n_head, hs), then swap T and n_head with transpose(1, 2)")
-    out, bad = (None, err) if err else _as_tensor(out, "split_heads")
-    if bad:
-        return verdict(WRONG, bad)
+    out, said = _tensor_answer(fn, (x.clone(), n_head), "split_heads",
+                               "view x as (B, T, n_head, hs), then swap T and n_head with transpose(1, 2)")
+    if out is None:
+        return said
     B, T, C = x.shape
     ref = x.view(B, T, n_head, C // n_head).transpose(1, 2)
     if out.shape == (B, T, n_head, C // n_head):
@@ -302,12 +301,10 @@ def check_split_heads(fn: Callable) -> bool:
 def check_merge_heads(fn: Callable) -> bool:
     """fn(y (B, n_head, T, hs)) must return (B, T, n_head * hs): the heads side by side, as torch.cat would."""
     y = _random(2, 3, 5, 4)
-    out, err = run_answer(fn, y.clone())
-    if out is None and err is None:
-        return verdict(NOT_TRIED, "transpose(1, 2) to (B, T, n_head, hs), then reshape to (B, T, n_head * hs)")
-    out, bad = (None, err) if err else _as_tensor(out, "merge_heads")
-    if bad:
-        return verdict(WRONG, bad)
+    out, said = _tensor_answer(fn, (y.clone(),), "merge_heads",
+                               "transpose(1, 2) to (B, T, n_head, hs), then reshape to (B, T, n_head * hs)")
+    if out is None:
+        return said
     B, nh, T, hs = y.shape
     ref = torch.cat([y[:, h] for h in range(nh)], dim=-1)
     if out.shape == (B, T, nh, hs):
@@ -365,12 +362,10 @@ def check_layer_norm(fn: Callable) -> bool:
     """fn(x (..., C), weight (C,), bias (C,), eps) must equal F.layer_norm over the last dimension."""
     x = torch.cat([_random(2, 3, 8) * 0.05 + 1.0, torch.full((2, 1, 8), 3.0)], dim=1)   # the last row is constant
     w, b, eps = _random(8, seed=1), _random(8, seed=2), 1e-5
-    out, err = run_answer(fn, x.clone(), w.clone(), b.clone(), eps)
-    if out is None and err is None:
-        return verdict(NOT_TRIED, "(x - mean) / sqrt(var + eps) over the last dim (biased var), then * weight + bias")
-    out, bad = (None, err) if err else _as_tensor(out, "my_layer_norm")
-    if bad:
-        return verdict(WRONG, bad)
+    out, said = _tensor_answer(fn, (x.clone(), w.clone(), b.clone(), eps), "my_layer_norm",
+                               "(x - mean) / sqrt(var + eps) over the last dim (biased var), then * weight + bias")
+    if out is None:
+        return said
     if out.shape != x.shape:
         return verdict(WRONG, f"output shape {tuple(out.shape)}, expected the shape of x, {tuple(x.shape)}")
     ref = F.layer_norm(x, (8,), w, b, eps)
@@ -389,7 +384,7 @@ def check_layer_norm(fn: Callable) -> bool:
         "normalised over the wrong dimension: each position is normalised over its own channels (dim=-1)":
             (x - x.mean(1, keepdim=True)) / torch.sqrt(x.var(1, keepdim=True, unbiased=False) + eps) * w + b,
     }
-    return verdict(WRONG, _name_mistake(out, mistakes, ) or f"differs from F.layer_norm ({_where_differs(out, ref)})")
+    return verdict(WRONG, _name_mistake(out, mistakes) or f"differs from F.layer_norm ({_where_differs(out, ref)})")
 
 
 @guarded
@@ -462,12 +457,10 @@ def _logit_rows() -> torch.Tensor:
 def check_top_k(fn: Callable) -> bool:
     """fn(logits (B, V), k) must keep the k largest logits of each row and set the others to -inf."""
     logits, k = _logit_rows(), 3
-    out, err = run_answer(fn, logits.clone(), k)
-    if out is None and err is None:
-        return verdict(NOT_TRIED, "find the k-th largest logit of each row with torch.topk, set the smaller ones to -inf")
-    out, bad = (None, err) if err else _as_tensor(out, "my_top_k")
-    if bad:
-        return verdict(WRONG, bad)
+    out, said = _tensor_answer(fn, (logits.clone(), k), "my_top_k",
+                               "find the k-th largest logit of each row with torch.topk, set the smaller ones to -inf")
+    if out is None:
+        return said
     if out.shape != logits.shape:
         return verdict(WRONG, f"output shape {tuple(out.shape)}, expected the logits' shape {tuple(logits.shape)}")
     kth = logits.topk(k, dim=-1).values[:, -1:]
@@ -491,12 +484,10 @@ def check_top_p(fn: Callable) -> bool:
     from .generate import filter_probs
 
     probs, p = _logit_rows().softmax(-1), 0.6
-    out, err = run_answer(fn, probs.clone(), p)
-    if out is None and err is None:
-        return verdict(NOT_TRIED, "sort descending, keep tokens while the mass BEFORE them is below p, renormalise")
-    out, bad = (None, err) if err else _as_tensor(out, "my_top_p")
-    if bad:
-        return verdict(WRONG, bad)
+    out, said = _tensor_answer(fn, (probs.clone(), p), "my_top_p",
+                               "sort descending, keep tokens while the mass BEFORE them is below p, renormalise")
+    if out is None:
+        return said
     if out.shape != probs.shape:
         return verdict(WRONG, f"output shape {tuple(out.shape)}, expected the probabilities' shape {tuple(probs.shape)}")
     ref = filter_probs(probs.log(), top_p=p)
