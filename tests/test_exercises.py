@@ -379,3 +379,44 @@ def test_checkers_keep_their_names_and_docs(name):
     check = getattr(ex, name)
     assert check.__name__ == name and check.__doc__
 
+
+# --- the notebooks: at least three checked exercises, "not tried yet" in the chapters, "correct" in solutions ---
+
+import json  # noqa: E402
+import re  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = ["01_bigram", "02_single_head_attention", "03_multi_head_attention", "04_gpt", "05_generation"]
+CHECK_CALL = re.compile(r"gfs\.exercises\.(check_\w+)\(")
+
+
+def check_cells(path: Path) -> list[tuple[str, str, str]]:
+    """(checker name, cell source, committed output) for every code cell that calls a checker."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    found = []
+    for cell in nb["cells"]:
+        src = "".join(cell["source"])
+        if cell["cell_type"] == "code" and CHECK_CALL.search(src):
+            out = "".join("".join(o.get("text", "")) for o in cell.get("outputs", []))
+            found.append((CHECK_CALL.search(src).group(1), src, out))
+    return found
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_chapter_has_three_checked_exercises_not_yet_tried(name):
+    cells = check_cells(ROOT / "notebooks" / f"{name}.ipynb")
+    assert len(cells) >= 3, "at least three checked exercises per chapter"
+    for check, _, out in cells:
+        assert hasattr(ex, check), f"{check} is not in gfs.exercises"
+        assert out.startswith("not tried yet: "), f"the committed {name} shows a tried answer for {check}: {out!r}"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_solutions_answer_every_exercise_correctly(name):
+    chapter = [check for check, _, _ in check_cells(ROOT / "notebooks" / f"{name}.ipynb")]
+    solved = check_cells(ROOT / "solutions" / f"{name}.ipynb")
+    assert sorted(check for check, _, _ in solved) == sorted(chapter), "one solved check per exercise"
+    for check, src, out in solved:
+        assert src.startswith("# NBVAL_CHECK_OUTPUT"), f"nbval must compare the output of {check}"
+        assert out.startswith("correct: "), f"{check} in solutions/{name}.ipynb says {out!r}"

@@ -11,6 +11,7 @@ import pytest
 import gpt_from_scratch as gfs
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+SOLUTIONS = sorted((Path(__file__).resolve().parent.parent / "solutions").glob("*.ipynb"))
 EXPECTED = [
     "01_bigram", "02_single_head_attention", "03_multi_head_attention", "04_gpt", "05_generation",
     "06_bpe_tokenizer", "07_modern_block", "08_gpt2", "09_your_own_text",
@@ -33,7 +34,7 @@ def test_the_course_is_complete():
     assert [p.stem for p in NOTEBOOKS] == EXPECTED
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_clean_and_small(path):
     nb = load(path)
     assert path.stat().st_size < 1_000_000, "keep each notebook under about 1 MB with its outputs"
