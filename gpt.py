@@ -1,20 +1,15 @@
-"""The whole GPT in one file: a character-level GPT trained on Tiny Shakespeare.
+"""The whole GPT in one file: the course's model, training recipe and sampler in plain PyTorch.
 
-The course's model, training recipe and checkpoint format, in plain PyTorch,
-written to be read top to bottom in the order of the course: the settings, the
-characters and the data, the model, training, sampling. tests/test_one_file.py
-holds it equal to the gpt_from_scratch package: the same seed gives the same
-weights, logits, training losses and sampled tokens.
+Read it top to bottom, in the order of the course: settings, characters and data, the model,
+training, sampling. tests/test_one_file.py holds it equal to the gpt_from_scratch package (the
+same seed gives the same weights, logits, training losses and sampled tokens), and the package
+reads its checkpoint: `python -m gpt_from_scratch sample --checkpoint out/best.pt`.
 
-    python gpt.py                    # the flagship: 6 layers, 6 heads, 384 wide (meant for a GPU)
-    python gpt.py --quick            # a short run for a CPU, under a minute
-    python gpt.py --quick --max_iters=1000 --temperature=1.0   # any setting below, as --name=value
-
-It writes out/best.pt (the weights with the best validation loss), which the
-package reads: `python -m gpt_from_scratch sample --checkpoint out/best.pt`.
+    python gpt.py                  # the flagship: 6 layers, 6 heads, 384 wide (a GPU run)
+    python gpt.py --quick          # a small GPT, under a minute on a CPU
+    python gpt.py --quick --max_iters=2000 --top_k=10   # any setting below, as --name=value
 """
 
-import ast
 import hashlib
 import math
 import os
@@ -54,9 +49,9 @@ device = "cuda" if torch.cuda.is_available() else "cpu"
 # sampling at the end
 max_new_tokens = 500
 temperature = 0.8  # below 1 sharpens the distribution, above 1 flattens it
-top_k = None  # sample only from the k most likely characters (None: all of them)
+top_k = 0  # sample only from the k most likely characters (0: from all of them)
 
-SETTINGS = {k: v for k, v in dict(globals()).items() if k.islower() and not k.startswith("_") and isinstance(v, (int, float, str, type(None)))}
+SETTINGS = {k: v for k, v in dict(globals()).items() if k[0].islower() and isinstance(v, (int, float, str))}
 # --quick: a small GPT and a short schedule for a CPU (notebook 04's quick mode)
 QUICK = dict(n_layer=2, n_head=4, n_embd=64, block_size=32, dropout=0.0, batch_size=32, max_iters=500,
              learning_rate=6e-3, min_lr=6e-4, warmup_iters=20, eval_interval=100, eval_iters=20, max_new_tokens=300)
@@ -65,46 +60,13 @@ DATA_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tiny
 DATA_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 
 
-def fail(message: str):
-    """Known bad input: one line on stderr and exit status 2, no traceback."""
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
-def parse_settings(args: list[str]) -> SimpleNamespace:
-    """The settings above, with --quick and then every --name=value applied (nanoGPT's style)."""
-    cfg = dict(SETTINGS, **(QUICK if "--quick" in args else {}))
-    for arg in args:
-        name, eq, text = arg[2:].partition("=")
-        if arg == "--quick":
-            continue
-        if not arg.startswith("--") or not eq or name not in SETTINGS:
-            fail(f"unknown option {arg!r}; use --quick or --name=value with a name from: {', '.join(SETTINGS)}")
-        try:
-            value = ast.literal_eval(text)  # numbers and None; anything else stays a string
-        except (ValueError, SyntaxError):
-            value = text
-        old = SETTINGS[name]
-        if isinstance(old, float) and type(value) is int:
-            value = float(value)
-        wanted = (int, type(None)) if name == "top_k" else (type(old),)
-        if type(value) not in wanted:
-            fail(f"--{name} takes a {' or '.join(t.__name__ for t in wanted)}, got {text!r}")
-        cfg[name] = value
-    return SimpleNamespace(**cfg)
-
-
 # --- 2. the text, the characters, the split ------------------------------------------------------
-
-
 def load_text() -> str:
     """Tiny Shakespeare: $GPT_FROM_SCRATCH_DATA, else data/tinyshakespeare.txt beside this file, downloaded once."""
     env = os.environ.get("GPT_FROM_SCRATCH_DATA")
-    if env:
-        if not Path(env).is_file():
-            fail(f"GPT_FROM_SCRATCH_DATA={env} is not a file; point it at tinyshakespeare.txt")
-        return Path(env).read_text(encoding="utf-8")
-    path = Path(__file__).resolve().parent / "data" / "tinyshakespeare.txt"
+    path = Path(env) if env else Path(__file__).resolve().parent / "data" / "tinyshakespeare.txt"
+    if env and not path.is_file():
+        fail(f"GPT_FROM_SCRATCH_DATA={env} is not a file; point it at tinyshakespeare.txt")
     if not path.is_file():
         print(f"downloading Tiny Shakespeare to {path}", file=sys.stderr)
         try:
@@ -139,8 +101,6 @@ def get_batch(data: torch.Tensor, batch_size: int, block_size: int, generator: t
 
 
 # --- 3. the model: GPT-2's layout without biases (nanoGPT's shakespeare-char) ----------------------
-
-
 class CausalSelfAttention(nn.Module):
     """n_head heads side by side: each position mixes the values of the positions up to itself."""
 
@@ -153,10 +113,8 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)  # each (B, T, C)
-        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
-        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hs)
+        q, k, v = self.c_attn(x).split(C, dim=2)  # each (B, T, C): the heads side by side
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
         # softmax(q k^T / sqrt(hs)) with the future masked out, times v: one fused kernel computes it
         p = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)  # (B, nh, T, hs)
@@ -234,8 +192,6 @@ class GPT(nn.Module):
 
 
 # --- 4. training: AdamW, warmup then cosine decay, clipping, evaluation ---------------------------
-
-
 def get_lr(it: int, cfg: SimpleNamespace) -> float:
     """Linear warmup to learning_rate, then half a cosine down to min_lr at max_iters."""
     if it < cfg.warmup_iters:
@@ -248,17 +204,14 @@ def get_lr(it: int, cfg: SimpleNamespace) -> float:
 
 @torch.no_grad()
 def estimate_loss(model: GPT, splits: dict, cfg: SimpleNamespace, ctx=nullcontext()) -> dict:
-    """Mean loss of eval_iters random batches per split, dropout off. Its own generator leaves the
-    training batches' order alone."""
+    """Mean loss of eval_iters random batches per split, dropout off (its own generator: no effect on training)."""
     model.eval()
     out = {}
     for name, data in splits.items():
-        gen = torch.Generator().manual_seed(cfg.seed + 10_000)
-        losses = []
-        for _ in range(cfg.eval_iters):
-            x, y = get_batch(data, cfg.batch_size, cfg.block_size, gen, cfg.device)
-            with ctx:
-                losses.append(model(x, y)[1].float().item())
+        gen = torch.Generator().manual_seed(cfg.seed + 10_000)  # the same batches at every evaluation
+        with ctx:
+            losses = [model(*get_batch(data, cfg.batch_size, cfg.block_size, gen, cfg.device))[1].float().item()
+                      for _ in range(cfg.eval_iters)]
         out[name] = sum(losses) / len(losses)
     model.train()
     return out
@@ -266,17 +219,15 @@ def estimate_loss(model: GPT, splits: dict, cfg: SimpleNamespace, ctx=nullcontex
 
 def save_checkpoint(path: Path, model: GPT, chars: list[str], **extra) -> None:
     """The package's .pt format: plain tensors and data, so gfs.load_checkpoint can read it safely."""
-    ckpt = dict(format="gpt-from-scratch/1", model_type="gpt", config=model.config, model=model.state_dict(),
-                tokenizer=dict(type="char", chars=chars), **extra)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(ckpt, path.with_suffix(".tmp"))
+    torch.save(dict(format="gpt-from-scratch/1", model_type="gpt", config=model.config, model=model.state_dict(),
+                    tokenizer=dict(type="char", chars=chars), **extra), path.with_suffix(".tmp"))
     os.replace(path.with_suffix(".tmp"), path)  # a whole file or none
 
 
 def train(model: GPT, train_data: torch.Tensor, val_data: torch.Tensor, cfg: SimpleNamespace,
           chars: list[str] | None = None) -> list[float]:
-    """Train for max_iters steps, evaluating every eval_interval; the best model goes to out_dir/best.pt.
-    Returns every step's training loss."""
+    """Train for max_iters steps, evaluating every eval_interval (the best to out_dir/best.pt); each step's loss."""
     decay = [p for p in model.parameters() if p.dim() >= 2]  # weight matrices and embeddings
     no_decay = [p for p in model.parameters() if p.dim() < 2]  # LayerNorm gains
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -310,23 +261,22 @@ def train(model: GPT, train_data: torch.Tensor, val_data: torch.Tensor, cfg: Sim
 
 
 # --- 5. sampling: temperature and top-k ------------------------------------------------------------
-
-
 @torch.no_grad()
 def generate(model: GPT, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
              top_k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-    """idx (B, T) -> (B, T + max_new_tokens): the prompt followed by sampled characters."""
+    """idx (B, T) -> (B, T + max_new_tokens): the prompt followed by sampled characters.
+    top_k None (or 0) samples from every character."""
     model.eval()
-    prompt_length, block = idx.size(1), model.block_size
+    prompt_length, block, stride = idx.size(1), model.block_size, max(1, model.block_size // 4)
     for _ in range(max_new_tokens):
         # The model knows positions 0..block_size-1. Once the text is longer, its window jumps forward a
-        # quarter block at a time, as the package's does (where that lets a KV cache be refilled rarely).
+        # quarter block at a time, as the package's does (so that its KV cache is refilled only then).
         start = max(0, prompt_length - block)
         overflow = idx.size(1) - start - block
         if overflow > 0:
-            start += (block // 4 or 1) * math.ceil(overflow / (block // 4 or 1))
+            start += stride * math.ceil(overflow / stride)
         logits = model(idx[:, start:])[0][:, -1, :] / temperature  # (B, vocab_size): the next character's
-        if top_k is not None and top_k < logits.size(-1):
+        if top_k and top_k < logits.size(-1):
             kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1): the k-th largest logit
             logits = logits.masked_fill(logits < kth, float("-inf"))
         probs = F.softmax(logits, dim=-1)  # (B, vocab_size)
@@ -341,14 +291,32 @@ def generate(model: GPT, idx: torch.Tensor, max_new_tokens: int, temperature: fl
 
 
 # --- 6. the run ------------------------------------------------------------------------------------
+def fail(message: str) -> None:
+    """Known bad input: one line on stderr and exit status 2, no traceback."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def parse_settings(args: list[str]) -> SimpleNamespace:
+    """The settings above, with --quick and then every --name=value applied (nanoGPT's style)."""
+    cfg = dict(SETTINGS, **(QUICK if "--quick" in args else {}))
+    for arg in args:
+        if arg == "--quick":
+            continue
+        name, eq, text = arg[2:].partition("=")
+        if not arg.startswith("--") or not eq or name not in SETTINGS:
+            fail(f"unknown option {arg!r}; use --quick or --name=value with a name from: {', '.join(SETTINGS)}")
+        try:
+            cfg[name] = type(SETTINGS[name])(text)  # "6" -> 6, "3e-4" -> 0.0003, "out2" -> "out2"
+        except ValueError:
+            fail(f"--{name} takes {'a whole number' if type(SETTINGS[name]) is int else 'a number'}, got {text!r}")
+    return SimpleNamespace(**cfg)
 
 
 def main(args: list[str]) -> None:
     cfg = parse_settings(args)
     chars, train_data, val_data = prepare(load_text())
-    stoi = {c: i for i, c in enumerate(chars)}
-    if cfg.device == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cuda.matmul.allow_tf32 = True  # faster float32 matrix products on recent GPUs
     torch.manual_seed(cfg.seed)
     model = GPT(len(chars), cfg.block_size, cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.dropout).to(cfg.device)
     print(f"{sum(p.numel() for p in model.parameters()):,} parameters on {cfg.device}; "
@@ -357,7 +325,7 @@ def main(args: list[str]) -> None:
     if cfg.out_dir:
         print(f"saved the best model to {Path(cfg.out_dir) / 'best.pt'}; sampling from the last one:")
     generator = torch.Generator().manual_seed(cfg.seed)
-    prompt = torch.tensor([[stoi.get("\n", 0)]], device=cfg.device)  # (1, 1): a new line
+    prompt = torch.tensor([[chars.index("\n") if "\n" in chars else 0]], device=cfg.device)  # (1, 1): a new line
     out = generate(model, prompt, cfg.max_new_tokens, cfg.temperature, cfg.top_k, generator)
     print("".join(chars[i] for i in out[0].tolist()))
 

@@ -151,8 +151,10 @@ def test_quick_run_writes_a_checkpoint_the_package_reads(one, tmp_path):
     assert sample.stdout.rstrip("\n") == expected.rstrip("\n")
 
 
-@pytest.mark.parametrize("arg, says", [("--n_layers=4", "unknown option"), ("--n_layer=four", "takes a int"),
-                                       ("--top_k=2.5", "takes a int or NoneType"), ("quick", "unknown option")])
+@pytest.mark.parametrize("arg, says", [
+    ("--n_layers=4", "unknown option"), ("quick", "unknown option"), ("--n_layer", "unknown option"),
+    ("--n_layer=four", "takes a whole number"), ("--top_k=2.5", "takes a whole number"), ("--dropout=x", "takes a number"),
+])
 def test_bad_settings_give_one_error_line(one, capsys, arg, says):
     with pytest.raises(SystemExit) as exit_info:
         one.parse_settings([arg])
