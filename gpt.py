@@ -46,15 +46,18 @@ eval_iters = 200  # batches averaged per evaluation
 seed = 1337
 out_dir = "out"  # where best.pt goes ("" saves nothing)
 device = "cuda" if torch.cuda.is_available() else "cpu"
+threads = 0  # CPU threads (0: PyTorch's choice)
 # sampling at the end
 max_new_tokens = 500
 temperature = 0.8  # below 1 sharpens the distribution, above 1 flattens it
 top_k = 0  # sample only from the k most likely characters (0: from all of them)
 
 SETTINGS = {k: v for k, v in dict(globals()).items() if k[0].islower() and isinstance(v, (int, float, str))}
-# --quick: a small GPT and a short schedule for a CPU (notebook 04's quick mode)
+# --quick: a small GPT and a short schedule for a CPU (notebook 04's quick mode). Its operations are so small
+# that extra threads mostly wait for each other (on a busy 2-core machine, 2 threads were many times slower than 1).
 QUICK = dict(n_layer=2, n_head=4, n_embd=64, block_size=32, dropout=0.0, batch_size=32, max_iters=500,
-             learning_rate=6e-3, min_lr=6e-4, warmup_iters=20, eval_interval=100, eval_iters=20, max_new_tokens=300)
+             learning_rate=6e-3, min_lr=6e-4, warmup_iters=20, eval_interval=100, eval_iters=20, max_new_tokens=300,
+             threads=1)
 
 DATA_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
 DATA_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
@@ -317,6 +320,8 @@ def main(args: list[str]) -> None:
     cfg = parse_settings(args)
     chars, train_data, val_data = prepare(load_text())
     torch.backends.cuda.matmul.allow_tf32 = True  # faster float32 matrix products on recent GPUs
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     model = GPT(len(chars), cfg.block_size, cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.dropout).to(cfg.device)
     print(f"{sum(p.numel() for p in model.parameters()):,} parameters on {cfg.device}; "
