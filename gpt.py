@@ -10,6 +10,8 @@ reads its checkpoint: `python -m gpt_from_scratch sample --checkpoint out/best.p
     python gpt.py --quick --max_iters=2000 --top_k=10   # any setting below, as --name=value
 """
 
+from __future__ import annotations  # the type hints below on Python 3.9
+
 import hashlib
 import math
 import os
@@ -269,7 +271,8 @@ def generate(model: GPT, idx: torch.Tensor, max_new_tokens: int, temperature: fl
              top_k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
     """idx (B, T) -> (B, T + max_new_tokens): the prompt followed by sampled characters.
     top_k None (or 0) samples from every character."""
-    model.eval()
+    was_training = model.training
+    model.eval()  # dropout off
     prompt_length, block, stride = idx.size(1), model.block_size, max(1, model.block_size // 4)
     for _ in range(max_new_tokens):
         # The model knows positions 0..block_size-1. Once the text is longer, its window jumps forward a
@@ -287,9 +290,10 @@ def generate(model: GPT, idx: torch.Tensor, max_new_tokens: int, temperature: fl
         cdf = probs.cumsum(dim=-1)  # (B, vocab_size)
         u = torch.rand((idx.size(0), 1), generator=generator).to(probs.device)  # (B, 1)
         next_id = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)  # (B, 1)
+        # never a character of probability 0, even if rounding puts u * cdf at the very top
         last_possible = probs.size(-1) - 1 - (probs.flip(-1) > 0).int().argmax(dim=-1, keepdim=True)
         idx = torch.cat([idx, torch.minimum(next_id, last_possible)], dim=1)  # (B, T + 1)
-    model.train()
+    model.train(was_training)
     return idx
 
 

@@ -153,7 +153,8 @@ def test_quick_run_writes_a_checkpoint_the_package_reads(one, tmp_path):
 
 @pytest.mark.parametrize("arg, says", [
     ("--n_layers=4", "unknown option"), ("quick", "unknown option"), ("--n_layer", "unknown option"),
-    ("--n_layer=four", "takes a whole number"), ("--top_k=2.5", "takes a whole number"), ("--dropout=x", "takes a number"),
+    ("--n_layer=four", "takes a whole number"), ("--top_k=2.5", "takes a whole number"),
+    ("--dropout=x", "takes a number"),
 ])
 def test_bad_settings_give_one_error_line(one, capsys, arg, says):
     with pytest.raises(SystemExit) as exit_info:
