@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 REPO_URL = "https://github.com/gpt-from-scratch/gpt-from-scratch"
 REPO_BRANCH = "main"
 
-from .attention import (  # noqa: E402
+from .teaching import (  # noqa: E402
     AttentionLanguageModel,
     Block,
     FeedForward,

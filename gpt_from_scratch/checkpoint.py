@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .attention import AttentionLanguageModel
+from .teaching import AttentionLanguageModel
 from .bigram import BigramLanguageModel
 from .model import GPT
 from .tokenizer import CharTokenizer, tokenizer_from_dict

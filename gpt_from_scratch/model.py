@@ -1,10 +1,10 @@
-"""The full GPT: the teaching pieces of attention.py, fused for speed.
+"""The full GPT: the teaching pieces of teaching.py, fused for speed.
 
 One qkv projection instead of three per head, PyTorch's
 scaled_dot_product_attention instead of an explicit (T, T) matrix, GELU, tied
 input/output embeddings and GPT-2 initialisation. With bias=True,
 activation="relu" and dropout=0 a block computes exactly what the teaching
-`attention.Block` computes (`copy_block_weights` copies the weights across).
+`teaching.Block` computes (`copy_block_weights` copies the weights across).
 
 GPTConfig's defaults are nanoGPT's shakespeare-char block: GPT-2's layout
 without biases (GPT-2 itself is bias=True, activation="gelu_tanh", see
@@ -33,7 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint
 
-from .attention import Block
+from .teaching import Block
 from .generate import GenerationMixin
 from .weights import INIT_STD, init_weights
 
@@ -283,7 +283,7 @@ class GPTBlock(nn.Module):
 
 
 def copy_block_weights(block: Block, gpt_block: GPTBlock) -> None:
-    """Copy a teaching attention.Block's weights into a fused GPT block, so both compute the same.
+    """Copy a teaching.Block's weights into a fused GPT block, so both compute the same.
 
     The GPT must be built with bias=True and activation="relu" (and the default
     norm, pos and n_kv_head). The heads' query, key and value weights are

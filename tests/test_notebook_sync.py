@@ -41,7 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import gpt_from_scratch as gfs
-from gpt_from_scratch import attention, bigram, data, weights
+from gpt_from_scratch import bigram, data, teaching, weights
 
 engine = importlib.import_module("gpt_from_scratch.train")  # the module (gfs.train is its train function)
 
@@ -72,7 +72,7 @@ EXPECTED: dict[str, list[str]] = {
 
 # Where the package's teaching objects live: a notebook name that matches one of these
 # classes or functions must have a check below.
-PACKAGE_MODULES = (gfs, attention, bigram, data, weights, engine)
+PACKAGE_MODULES = (gfs, teaching, bigram, data, weights, engine)
 
 # Hand-built names whose package counterpart has another name.
 ALIASES = {"SingleHeadLanguageModel": "AttentionLanguageModel", "HandGPT": "GPT", "train_by_hand": "train",
@@ -237,7 +237,7 @@ def check_get_batch(fn, name: str) -> None:
 
 def check_causal_mask(fn, name: str) -> None:
     for T in (1, 2, 5, 9):
-        ours, theirs = fn(T), attention.causal_mask(T)
+        ours, theirs = fn(T), teaching.causal_mask(T)
         assert ours.dtype == theirs.dtype and torch.equal(ours, theirs), f"{name}({T})"
         assert torch.equal(fn(T, "cpu"), theirs), f"{name}({T}, 'cpu')"
 
