@@ -123,6 +123,12 @@ def test_window_start_slides_by_a_quarter_block():
         assert 0 <= length - s <= 8
 
 
+def test_a_sliding_window_never_jumps():
+    # the cache starts at the prompt's last block_size tokens and then rolls by itself
+    assert [window_start(n, 5, 8, sliding_window=True) for n in (5, 9, 40)] == [0, 0, 0]
+    assert window_start(30, 20, 8, sliding_window=True) == 12
+
+
 def test_bigram_and_ladder_models_generate():
     torch.manual_seed(0)
     for m in (gfs.BigramLanguageModel(65), gfs.AttentionLanguageModel(65, block_size=8, n_embd=16, n_head=2)):

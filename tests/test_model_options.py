@@ -182,7 +182,7 @@ def test_cache_equals_no_cache_past_block_size(name):
 
 def test_rope_cache_rolls_instead_of_refilling(monkeypatch):
     model = sharp(small_gpt(pos="rope", block_size=8))
-    assert model.relative_positions and not small_gpt().relative_positions
+    assert model.sliding_window and not small_gpt().sliding_window
     fed, real = [], model.forward_cached
 
     def forward_cached(idx, cache):
@@ -236,6 +236,19 @@ def test_a_rolling_cache_takes_one_token_at_a_time():
     model.forward_cached(torch.zeros((1, 6), dtype=torch.long), cache)
     with pytest.raises(ValueError, match="KV cache"):
         model.forward_cached(torch.zeros((1, 3), dtype=torch.long), cache)
+
+
+def test_a_reset_cache_starts_a_new_conversation():
+    model = small_gpt(pos="rope", block_size=8).eval()
+    idx = torch.randint(0, 65, (1, 5), generator=torch.Generator().manual_seed(3))
+    cache = model.new_kv_cache(1)
+    with torch.no_grad():
+        first = model.forward_cached(idx, cache)
+        model.forward_cached(idx[:, :1], cache)
+        assert cache.position == 6 and cache.length == 6 and cache.nbytes > 0
+        cache.reset()
+        assert cache.position == 0 and cache.length == 0
+        torch.testing.assert_close(model.forward_cached(idx, cache), first)
 
 
 def test_learned_positions_still_refuse_to_run_past_block_size():
