@@ -53,6 +53,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Union
 
+from .hub import HubError, download
+
 __all__ = [
     "BPETokenizer",
     "GPT2_SPLIT_PATTERN",
@@ -279,26 +281,12 @@ def gpt2_bytes_to_unicode() -> dict[int, str]:
 
 
 def _download_gpt2_files(name: str) -> tuple[Path, Path]:
-    """vocab.json and merges.txt of a Hugging Face Hub repo, downloaded once and then cached."""
+    """vocab.json and merges.txt from the same Hub repository as the weights (one cache entry)."""
     try:
-        from huggingface_hub import hf_hub_download
-    except ImportError:
-        raise TokenizerError(
-            f"from_pretrained({name!r}) needs huggingface_hub: pip install huggingface_hub, "
-            "or pass a local folder holding vocab.json and merges.txt"
-        ) from None
-    from .pretrained import GPT2_REPOS  # the same Hub repository as the weights: one cache entry
-
-    repo_id = GPT2_REPOS.get(name, name)
-    try:
-        return tuple(Path(hf_hub_download(repo_id=repo_id, filename=f)) for f in ("vocab.json", "merges.txt"))
-    except Exception as e:  # offline, unknown repo, ...: one line that says what to do
-        why = (str(e).strip().splitlines() or [""])[0][:200]
-        raise TokenizerError(
-            f"could not download vocab.json and merges.txt of {name!r} from the Hugging Face Hub "
-            f"({type(e).__name__}: {why}); connect to the internet once (the files are then cached), "
-            "or pass a local folder holding vocab.json and merges.txt"
-        ) from None
+        vocab_path, merges_path = download(name, ("vocab.json", "merges.txt"))
+    except HubError as e:
+        raise TokenizerError(str(e)) from None
+    return vocab_path, merges_path
 
 
 # --------------------------------------------------------------------------- #

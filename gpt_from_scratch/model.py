@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
+from typing import Callable, ClassVar
 
 import torch
 import torch.nn as nn
@@ -456,10 +457,15 @@ class GPT(GenerationMixin, nn.Module):
     def from_config_dict(cls, config: dict) -> "GPT":
         return cls(GPTConfig.from_dict(config))
 
+    # from_pretrained's loader. pretrained.py registers it: loaders import the model, never the other
+    # way round. Importing any part of the package imports gpt_from_scratch/__init__.py, which imports
+    # pretrained.py, so the loader is always in place.
+    pretrained_loader: ClassVar[Callable[..., "GPT"] | None] = None
+
     @classmethod
     def from_pretrained(cls, name_or_dir: str, device: str | torch.device = "cpu") -> "GPT":
         """OpenAI's GPT-2 ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl", or a local Hugging Face
         folder) in this class: pretrained.py writes out how its weights map onto ours."""
-        from .pretrained import load_gpt2  # imported here: pretrained.py imports this module
-
-        return load_gpt2(name_or_dir, device)
+        if cls.pretrained_loader is None:
+            raise RuntimeError("no pretrained loader is registered; import gpt_from_scratch.pretrained")
+        return cls.pretrained_loader(name_or_dir, device)

@@ -382,7 +382,7 @@ def test_from_pretrained_offline_with_an_empty_cache(monkeypatch, tmp_path):
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    with pytest.raises(TokenizerError, match="pass a local folder") as e:
+    with pytest.raises(TokenizerError, match="pass their folder") as e:
         BPETokenizer.from_pretrained("gpt2")
     assert "\n" not in str(e.value)
 
@@ -390,7 +390,7 @@ def test_from_pretrained_offline_with_an_empty_cache(monkeypatch, tmp_path):
 def test_from_pretrained_uses_the_same_hub_repository_as_the_weights(monkeypatch, tmp_path):
     import huggingface_hub
 
-    from gpt_from_scratch.pretrained import GPT2_REPOS
+    from gpt_from_scratch.hub import GPT2_REPOS
 
     seen = []
 
