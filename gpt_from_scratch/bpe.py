@@ -53,6 +53,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Union
 
+from .files import atomic_write
 from .hub import HubError, download
 
 __all__ = [
@@ -526,10 +527,8 @@ class BPETokenizer:
         lines = [json.dumps(m) for m in d["merges"]]
         body = json.dumps(head, ensure_ascii=False, indent=1)[:-2]  # drop the closing "\n}"
         text = body + ',\n "merges": [\n  ' + ",\n  ".join(lines) + "\n ]\n}\n"
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        with atomic_write(path, "w") as f:
+            f.write(text)
 
     @classmethod
     def load(cls, path: PathLike) -> "BPETokenizer":

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch.nn as nn
 
 from .teaching import AttentionLanguageModel
 from .bigram import BigramLanguageModel
+from .files import atomic_write
 from .model import GPT
 from .tokenizer import CharTokenizer, tokenizer_from_dict
 
@@ -54,21 +54,10 @@ def clean_state_dict(state: dict) -> dict:
 
 
 def atomic_torch_save(obj, path: str | os.PathLike) -> Path:
-    """Write to a temporary file in the same folder, then rename over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """torch.save through files.atomic_write: the old file stays whole until the new one is."""
+    with atomic_write(path) as f:
+        torch.save(obj, f)
+    return Path(path)
 
 
 def checkpoint_payload(model: nn.Module, tokenizer: CharTokenizer, half: bool = False, **extra) -> dict:

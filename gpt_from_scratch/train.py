@@ -42,6 +42,7 @@ from .checkpoint import (
 from .data import get_batch, load_text, make_tokenizer, prepare_data
 from .device import get_device
 from .distributed import Distributed
+from .files import atomic_write
 from .model import GPT, GPTConfig
 
 MODEL_FIELDS = {f.name for f in dataclasses.fields(GPTConfig)}
@@ -612,13 +613,12 @@ class Trainer:
         """log.csv and loss.png, rewritten after every evaluation."""
         if not self.dist.master or self.out_dir is None:
             return
-        with open(self.out_dir / "log.csv.tmp", "w", newline="") as f:
+        with atomic_write(self.out_dir / "log.csv", "w") as f:
             w = csv.writer(f)
             w.writerow(["iter", "train_loss", "val_loss", "lr", "tokens_per_s"])
             for h in self.history:
                 w.writerow([h["iter"], f"{h['train_loss']:.4f}", f"{h['val_loss']:.4f}",
                             f"{h['lr']:.3e}", f"{h['tokens_per_s']:.0f}"])
-        os.replace(self.out_dir / "log.csv.tmp", self.out_dir / "log.csv")
         from .plotting import plot_losses
 
         plot_losses(self.history, self.out_dir / "loss.png", title=f"Training {self.out_dir.name}")
