@@ -153,7 +153,7 @@ _TRAIN_GROUPS = {
          "context length in tokens; with --init-from, the training window (at most the model's context)"),
         ("--tokenizer", "tokenizer", {"choices": TOKENIZERS},
          "characters (default) or byte-level BPE trained on the training split"),
-        ("--vocab-size", "vocab_size", {"type": _whole(257), "metavar": "N"}, "the BPE vocabulary size (default 512)"),
+        ("--vocab-size", "bpe_vocab_size", {"type": _whole(257), "metavar": "N"}, "the BPE vocabulary size (default 512)"),
     ],
     "optimisation": [
         ("--max-iters", "max_iters", {"type": _whole(0), "metavar": "N"}, "optimizer steps"),

@@ -37,6 +37,7 @@ from .checkpoint import (
     float32_state,
     model_and_tokenizer,
     read_checkpoint,
+    tokenizer_from_dict,
     unwrap_model,
 )
 from .data import get_batch, load_text, make_tokenizer, prepare_data
@@ -57,9 +58,9 @@ class TrainConfig:
     # the model: the GPT that train() builds when it is given none (None: GPTConfig(), the flagship).
     # Its vocab_size is taken from the tokenizer.
     model: GPTConfig | None = None
-    block_size: int | None = None  # training window in tokens; None: the model's context length
+    train_window: int | None = None  # tokens per training sequence; None: the model's block_size
     tokenizer: str = "char"  # "char", or "bpe" (byte-level BPE trained on the training split)
-    vocab_size: int = 512  # size of the BPE vocabulary (tokenizer="bpe" only)
+    bpe_vocab_size: int = 512  # size of the BPE vocabulary (tokenizer="bpe" only)
     init_from: str | None = None  # fine-tune: start from this checkpoint's weights and tokenizer
     # optimisation
     batch_size: int = 64  # sequences per micro-step (per process under torchrun)
@@ -90,14 +91,12 @@ class TrainConfig:
     progress: bool = True
 
     def replace(self, **changes) -> "TrainConfig":
-        """A copy with some fields changed. Model fields (n_layer, dropout, ...) change `model`;
-        block_size does too when there is a model config, else it is the training window;
-        vocab_size is always the BPE tokenizer's."""
-        # vocab_size is the BPE vocabulary's (the model's comes from the tokenizer)
-        to_model = MODEL_FIELDS - {"vocab_size"}
-        if (changes.get("model") or self.model) is None:
-            to_model -= {"block_size"}
-        model_changes = {k: changes.pop(k) for k in list(changes) if k in to_model}
+        """A copy with some fields changed. GPTConfig's fields (n_layer, block_size, dropout, ...)
+        change `model` (the flagship's when there is none): one call for a whole experiment."""
+        if "vocab_size" in changes:
+            raise ConfigError("the model's vocab_size comes from the tokenizer; "
+                              "set bpe_vocab_size for the size of a BPE vocabulary")
+        model_changes = {k: changes.pop(k) for k in list(changes) if k in MODEL_FIELDS}
         if model_changes:
             base = changes.get("model", self.model) or GPTConfig()
             try:
@@ -116,8 +115,8 @@ class TrainConfig:
         return Path(self.out_dir) if self.out_dir else None
 
     def window(self, model: nn.Module) -> int:
-        """Tokens per training window: block_size, or the model's own context."""
-        return self.block_size or unwrap_model(model).block_size
+        """Tokens per training sequence: train_window, or the model's own context."""
+        return self.train_window or unwrap_model(model).block_size
 
 
 PRESETS: dict[str, TrainConfig] = {
@@ -400,7 +399,7 @@ def _load_data(cfg: TrainConfig, tokenizer, train_data, val_data, text, log):
     if text is None:
         text = load_text(cfg.data)
     if tokenizer is None:
-        tokenizer = make_tokenizer(cfg.tokenizer, text, cfg.train_frac, cfg.vocab_size, log=log)
+        tokenizer = make_tokenizer(cfg.tokenizer, text, cfg.train_frac, cfg.bpe_vocab_size, log=log)
     try:
         tokenizer, train_data, val_data = prepare_data(text, cfg.train_frac, tokenizer=tokenizer)
     except ValueError as e:  # characters a checkpoint's vocabulary lacks
@@ -464,6 +463,14 @@ def _restore(ckpt: dict, model: nn.Module, tokenizer, path: Path) -> None:
     model.load_state_dict(float32_state(ckpt["model"]))
     if tokenizer is not None and ckpt["tokenizer"] != tokenizer.to_dict():
         raise ConfigError("cannot resume: the training text has a different vocabulary than the checkpoint")
+
+
+def _resume_tokenizer(ckpt: dict, path: Path):
+    """The tokenizer a run's ckpt.pt holds."""
+    try:
+        return tokenizer_from_dict(ckpt["tokenizer"])
+    except (TypeError, ValueError, KeyError) as e:
+        raise ConfigError(f"checkpoint {path} has an invalid tokenizer: {e}; train without --resume") from None
 
 
 def _read_resume_checkpoint(cfg: TrainConfig, out_dir: Path | None) -> dict | None:
@@ -720,26 +727,28 @@ def _prepare(cfg: TrainConfig, dist: Distributed, model, tokenizer, train_data, 
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    out_dir = cfg.out_path
+    if out_dir is not None and (out_dir.exists() and not out_dir.is_dir()):
+        raise ConfigError(f"--out-dir {out_dir} is a file, not a folder; pick another --out-dir")
+    ckpt = _read_resume_checkpoint(cfg, out_dir)
     if cfg.init_from and model is None:
         model, tokenizer = _fine_tune_start(cfg)
     elif model is not None:
         _check_model_matches(cfg, model)
+    if ckpt is not None and tokenizer is None:  # resume with the run's own tokenizer: never train BPE again
+        tokenizer = _resume_tokenizer(ckpt, out_dir / "ckpt.pt")
     tokenizer, train_data, val_data = _load_data(cfg, tokenizer, train_data, val_data, text, log)
     if model is None:
         torch.manual_seed(cfg.seed)
         model = GPT(dataclasses.replace(cfg.gpt, vocab_size=tokenizer.vocab_size))
     block_size, model_block = cfg.window(model), unwrap_model(model).block_size
     if model_block > 1 and block_size > model_block:
-        raise ConfigError(f"block_size ({block_size}) is longer than the model's context ({model_block})")
+        raise ConfigError(f"train_window ({block_size}) is longer than the model's context ({model_block})")
     _check_settings(cfg, train_data, val_data, block_size)
     if cfg.data:  # the user's own text: say how it was split
         _report_split(cfg.train_frac, train_data, val_data, block_size, log)
-    out_dir = cfg.out_path
     if out_dir is not None and tokenizer is None:
         raise ConfigError("saving checkpoints needs the tokenizer: pass tokenizer= along with train_data")
-    if out_dir is not None and (out_dir.exists() and not out_dir.is_dir()):
-        raise ConfigError(f"--out-dir {out_dir} is a file, not a folder; pick another --out-dir")
-    ckpt = _read_resume_checkpoint(cfg, out_dir)
     if ckpt is not None:
         _restore(ckpt, model, tokenizer, out_dir / "ckpt.pt")
     return Trainer(cfg, dist, device, model, tokenizer, train_data, val_data, ckpt, log)

@@ -344,7 +344,7 @@ def check_train_by_hand(fn, name: str) -> None:
     """Copies of one model, trained by the hand loop and by gfs.train: the same losses and weights."""
     tokens = torch.randint(VOCAB, (2000,), generator=torch.Generator().manual_seed(0))
     train_data, val_data = tokens[:1600], tokens[1600:]
-    base = gfs.TrainConfig(block_size=BLOCK, batch_size=4, max_iters=7, warmup_iters=2, eval_interval=3,
+    base = gfs.TrainConfig(train_window=BLOCK, batch_size=4, max_iters=7, warmup_iters=2, eval_interval=3,
                            eval_iters=2, learning_rate=3e-3, min_lr=3e-4, device="cpu", dtype="float32",
                            progress=False)
     for cfg in (base, base.replace(grad_clip=0.0, decay_lr=False, seed=7)):

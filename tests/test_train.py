@@ -132,9 +132,13 @@ def test_replace_routes_model_fields_into_the_model_config():
     cfg = get_preset("cpu-tiny").replace(n_layer=1, dropout=0.3, batch_size=2)
     assert (cfg.model.n_layer, cfg.model.dropout, cfg.batch_size) == (1, 0.3, 2)
     assert get_preset("cpu-tiny").model.n_layer == 4  # the preset itself is unchanged
-    assert TrainConfig().replace(block_size=8).block_size == 8  # no model config: the training window
-    bpe = get_preset("cpu-tiny").replace(tokenizer="bpe", vocab_size=1024)
-    assert bpe.vocab_size == 1024 and bpe.model.vocab_size == 65  # the tokenizer's size, not the model's
+    assert TrainConfig().replace(block_size=8).model.block_size == 8  # block_size is always the model's
+    assert TrainConfig(train_window=8).window(GPT(get_preset("cpu-tiny").model)) == 8
+    assert TrainConfig().window(GPT(get_preset("cpu-tiny").model)) == 64  # None: the model's context
+    bpe = get_preset("cpu-tiny").replace(tokenizer="bpe", bpe_vocab_size=1024)
+    assert bpe.bpe_vocab_size == 1024 and bpe.model.vocab_size == 65  # the tokenizer's size, not the model's
+    with pytest.raises(ConfigError, match="bpe_vocab_size"):
+        get_preset("cpu-tiny").replace(vocab_size=1024)
     with pytest.raises(ConfigError, match="divisible"):
         get_preset("cpu-tiny").replace(n_head=3)
 
@@ -214,7 +218,7 @@ def test_train_any_model_without_writing(tmp_path, monkeypatch, text):
     tok, tr, va = gfs.prepare_data(text[:5000])
     torch.manual_seed(0)
     model = gfs.BigramLanguageModel(tok.vocab_size)
-    cfg = TrainConfig(block_size=8, batch_size=16, max_iters=30, eval_interval=15, eval_iters=2,
+    cfg = TrainConfig(train_window=8, batch_size=16, max_iters=30, eval_interval=15, eval_iters=2,
                       learning_rate=1e-1, warmup_iters=0, device="cpu", progress=False)
     result = train(cfg, model=model, tokenizer=tok, train_data=tr, val_data=va)
     assert result.model is model and result.iter_num == 30 and not result.interrupted
