@@ -55,6 +55,7 @@ from typing import Any, Iterable, Union
 
 from .files import atomic_write
 from .hub import HubError, download
+from .tokenizer import Tokenizer
 
 __all__ = [
     "BPETokenizer",
@@ -293,7 +294,7 @@ def _download_gpt2_files(name: str) -> tuple[Path, Path]:
 # --------------------------------------------------------------------------- #
 # The tokenizer
 # --------------------------------------------------------------------------- #
-class BPETokenizer:
+class BPETokenizer(Tokenizer):
     """Byte-level BPE: ``train`` it on text, or load GPT-2's with ``from_pretrained``.
 
     >>> tok = BPETokenizer.train("aaabdaaabac", 259, pattern=None)
@@ -304,6 +305,8 @@ class BPETokenizer:
     >>> tok.decode([258, 100])
     'aaabd'
     """
+
+    kind = "bpe"
 
     def __init__(
         self,
@@ -459,23 +462,17 @@ class BPETokenizer:
     # -- decoding ---------------------------------------------------------- #
     def decode_bytes(self, ids: Any) -> bytes:
         """The raw bytes of token ids (a list of ints or a 1-D tensor)."""
-        if hasattr(ids, "tolist"):  # torch.Tensor / numpy array
-            if getattr(ids, "ndim", 1) > 1:
-                raise ValueError(f"decode expects a 1-D sequence of ids, got shape {tuple(ids.shape)}")
-            ids = ids.tolist()
-            if isinstance(ids, int):  # 0-d tensor
-                ids = [ids]
         vocab = self.vocab
         try:
-            return b"".join(vocab[int(i)] for i in ids)
+            return b"".join(vocab[i] for i in self.id_list(ids))
         except KeyError as e:
             raise ValueError(
                 f"token id {e.args[0]} is not in this tokenizer's vocabulary "
                 f"(vocab_size {self.vocab_size})"
             ) from None
 
-    def decode(self, ids: Any) -> str:
-        """Turn token ids back into a string; bytes that are not valid UTF-8 become U+FFFD."""
+    def decode_list(self, ids: list[int]) -> str:
+        """Bytes that are not valid UTF-8 (an id list that stops inside a character) become U+FFFD."""
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
     @property
@@ -483,14 +480,11 @@ class BPETokenizer:
         """One more than the largest id: 256 + merges + special tokens when ids follow one another."""
         return max(self.vocab) + 1
 
-    def __len__(self) -> int:
-        return self.vocab_size
-
     # -- plain data, files ------------------------------------------------- #
     def to_dict(self) -> dict:
         """Plain-data form (see the module docstring), safe for ``torch.load(weights_only=True)``."""
         return {
-            "type": "bpe",
+            "type": self.kind,
             "version": 1,
             "pattern": self.pattern,
             "byte_ids": list(self.byte_ids),

@@ -25,6 +25,7 @@ from typing import Optional, Sequence, Tuple, TypeVar, Union
 import numpy as np
 import torch
 
+from .bpe import BPETokenizer
 from .files import atomic_write
 from .tokenizer import CharTokenizer
 
@@ -240,14 +241,15 @@ def encode_text(text: str, tokenizer) -> torch.Tensor:
     if not isinstance(tokenizer, CharTokenizer):
         return torch.tensor(tokenizer.encode(text), dtype=torch.long)
     codepoints = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    vocab = np.array([ord(c) for c in tokenizer.chars], dtype=np.uint32)  # sorted
-    ids = np.searchsorted(vocab, codepoints)
-    ok = ids < len(vocab)
-    ok[ok] = vocab[ids[ok]] == codepoints[ok]
+    vocab = np.array([ord(tokenizer.itos[i]) for i in range(tokenizer.vocab_size)], dtype=np.uint32)  # by id
+    order = np.argsort(vocab)  # ids by code point, to look each character up with a binary search
+    pos = np.searchsorted(vocab[order], codepoints)
+    ok = pos < len(vocab)
+    ok[ok] = vocab[order[pos[ok]]] == codepoints[ok]
     if not ok.all():
         tokenizer.encode(text)  # raises ValueError naming the unknown characters
         raise ValueError("text contains characters not in the vocabulary")  # pragma: no cover
-    return torch.from_numpy(ids.astype(np.int64))
+    return torch.from_numpy(order[pos].astype(np.int64))
 
 
 def train_val_split(data: Sequence[T], train_frac: float = 0.9) -> Tuple[Sequence[T], Sequence[T]]:
@@ -314,8 +316,6 @@ def make_tokenizer(kind: str, text: str, train_frac: float = 0.9, vocab_size: in
     if kind == "char":
         return CharTokenizer.from_text(text)
     if kind == "bpe":
-        from .bpe import BPETokenizer
-
         train_text, _ = train_val_split(text, train_frac)
         log(f"training a BPE tokenizer with {vocab_size:,} tokens on {len(train_text):,} characters")
         return BPETokenizer.train(train_text, vocab_size)
