@@ -16,6 +16,7 @@ import torch.nn as nn
 
 from .teaching import AttentionLanguageModel
 from .bigram import BigramLanguageModel
+from .distributed import unwrap_model
 from .files import atomic_write
 from .model import GPT
 from .bpe import BPETokenizer
@@ -32,17 +33,6 @@ CHECKPOINT_ENV = "GPT_FROM_SCRATCH_CHECKPOINT"
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable or does not fit its model."""
-
-
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The plain model inside DistributedDataParallel and torch.compile wrappers."""
-    while True:
-        if hasattr(model, "module") and isinstance(model.module, nn.Module):
-            model = model.module  # DistributedDataParallel
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod  # torch.compile
-        else:
-            return model
 
 
 def tokenizer_from_dict(d) -> Tokenizer:

@@ -38,11 +38,10 @@ from .checkpoint import (
     model_and_tokenizer,
     read_checkpoint,
     tokenizer_from_dict,
-    unwrap_model,
 )
 from .data import get_batch, load_text, make_tokenizer, prepare_data
 from .device import get_device
-from .distributed import Distributed
+from .distributed import Distributed, unwrap_model
 from .files import atomic_write
 from .model import GPT, GPTConfig
 
@@ -490,8 +489,8 @@ def _read_resume_checkpoint(cfg: TrainConfig, out_dir: Path | None) -> dict | No
 class _StopFlag:
     """Ctrl-C asks the loop to stop at the next step boundary; a second one stops at once."""
 
-    def __init__(self):
-        self.set = False
+    def __init__(self, master: bool = True):
+        self.set, self.master = False, master  # under torchrun every process gets the signal: one speaks
         self._old = None
 
     def __enter__(self):
@@ -504,7 +503,7 @@ class _StopFlag:
         if self.set:
             raise KeyboardInterrupt
         self.set = True
-        if os.environ.get("RANK", "0") == "0":  # under torchrun every process gets the signal: say it once
+        if self.master:
             print("\nCtrl-C: saving a checkpoint before stopping (press again to stop at once)", file=sys.stderr)
 
     def __exit__(self, *exc):
@@ -645,7 +644,7 @@ class Trainer:
         step_losses, interrupted, skip_eval = [], False, self.iter_num > 0
         t_start = time.time()
         self.model.train()
-        with _StopFlag() as stop:
+        with _StopFlag(self.dist.master) as stop:
             while True:
                 if (self.iter_num % cfg.eval_interval == 0 or self.iter_num == cfg.max_iters) and not skip_eval:
                     row = self.evaluate(meter.tokens_per_s())

@@ -330,3 +330,14 @@ def test_a_model_that_disagrees_with_the_config_is_an_error(text):
     # without a model config, or with the matching one, the model trains
     same = GPT(dataclasses.replace(cfg.model, vocab_size=tok.vocab_size))
     assert train(cfg.replace(max_iters=1), model=same, tokenizer=tok, train_data=tr, val_data=va).iter_num == 1
+
+
+def test_ctrl_c_is_announced_by_the_master_process_only(capsys, monkeypatch):
+    from gpt_from_scratch.train import _StopFlag
+
+    monkeypatch.setenv("RANK", "0")  # the environment is not asked: Distributed says who speaks
+    quiet, loud = _StopFlag(master=False), _StopFlag(master=True)
+    quiet._handle(None, None)
+    assert quiet.set and capsys.readouterr().err == ""
+    loud._handle(None, None)
+    assert loud.set and "Ctrl-C" in capsys.readouterr().err
