@@ -22,6 +22,7 @@ class Tokenizer:
     vocab_size, to_dict and from_dict; decoding a tensor is written once, here."""
 
     kind: ClassVar[str] = ""  # to_dict()["type"]: checkpoints rebuild the right class from it
+    unit: ClassVar[str] = "token"  # what one id stands for, in words: losses are "nats per <unit>"
 
     def encode(self, text: str) -> list[int]:
         raise NotImplementedError
@@ -73,6 +74,7 @@ class CharTokenizer(Tokenizer):
     """
 
     kind = "char"
+    unit = "character"
 
     def __init__(self, chars: Iterable[str]):
         chars = list(chars)

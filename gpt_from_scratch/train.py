@@ -304,14 +304,14 @@ def evaluate_split(
 ) -> float:
     """Mean loss over a whole split, in non-overlapping windows of block_size.
 
-    Every character after the first is predicted exactly once; the mean is over characters.
+    Every token after the first is predicted exactly once; the mean is over tokens.
     """
     model_block = unwrap_model(model).block_size
     block_size = block_size or model_block
     if device is None:
         device = next(model.parameters()).device
     if len(data) < 2:
-        raise ConfigError("the split needs at least 2 characters to evaluate")
+        raise ConfigError("the split needs at least 2 tokens to evaluate")
     was_training = model.training
     model.eval()
     starts = list(range(0, len(data) - 1, block_size))
@@ -519,6 +519,7 @@ class Trainer:
                  tokenizer, train_data: torch.Tensor, val_data: torch.Tensor, ckpt: dict | None, log):
         self.cfg, self.dist, self.device, self.log = cfg, dist, device, log
         self.tokenizer, self.splits = tokenizer, {"train": train_data, "val": val_data}
+        self.unit = getattr(tokenizer, "unit", "token")  # what a loss is the mean over, for logs and plots
         self.block_size, self.out_dir = cfg.window(model), cfg.out_path
         self.dtype = resolve_dtype(cfg.dtype, device)
         self.ctx = autocast_context(device, self.dtype)
@@ -627,7 +628,7 @@ class Trainer:
                             f"{h['lr']:.3e}", f"{h['tokens_per_s']:.0f}"])
         from .plotting import plot_losses
 
-        plot_losses(self.history, self.out_dir / "loss.png", title=f"Training {self.out_dir.name}")
+        plot_losses(self.history, self.out_dir / "loss.png", title=f"Training {self.out_dir.name}", unit=self.unit)
 
     # --- 4. the loop -----------------------------------------------------------------------
 
@@ -638,7 +639,7 @@ class Trainer:
             log(f"writing checkpoints and logs to {self.out_dir}/")
         n_params = sum(p.numel() for p in self.raw_model.parameters())
         log(f"model: {n_params:,} parameters | dtype {str(self.dtype).replace('torch.', '')} | "
-            f"{self.tokens_per_step:,} tokens per step")
+            f"{self.tokens_per_step:,} tokens per step | losses in nats per {self.unit}")
         bar = _progress_bar(cfg, self.dist, self.iter_num)
         meter = _Speed(self.raw_model, self.block_size, self.device)
         step_losses, interrupted, skip_eval = [], False, self.iter_num > 0

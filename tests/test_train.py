@@ -341,3 +341,18 @@ def test_ctrl_c_is_announced_by_the_master_process_only(capsys, monkeypatch):
     assert quiet.set and capsys.readouterr().err == ""
     loud._handle(None, None)
     assert loud.set and "Ctrl-C" in capsys.readouterr().err
+
+
+def test_logs_and_plots_name_the_unit_of_the_loss(text, capsys, tmp_path):
+    import matplotlib.pyplot as plt
+
+    from gpt_from_scratch.plotting import plot_losses
+
+    train(tiny_cfg(tokenizer="bpe", bpe_vocab_size=270, max_iters=2, eval_interval=2, eval_iters=1), text=text[:4000])
+    assert "losses in nats per token" in capsys.readouterr().out
+    train(tiny_cfg(max_iters=2, eval_interval=2, eval_iters=1), text=text[:4000])
+    assert "losses in nats per character" in capsys.readouterr().out
+    history = [dict(iter=0, train_loss=3.0, val_loss=3.1)]
+    assert plot_losses(history, unit=gfs.BPETokenizer.unit).get_ylabel() == "cross-entropy loss (nats per token)"
+    assert "per character" in plot_losses(history, unit=gfs.CharTokenizer.unit).get_ylabel()
+    plt.close("all")
