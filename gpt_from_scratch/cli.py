@@ -19,7 +19,7 @@ from .bpe import TokenizerError
 from .checkpoint import CheckpointError
 from .data import DataError
 from .model import ACTIVATIONS, NORMS, POSITIONS, GPTConfig
-from .pretrained import GPT2_REPOS
+from .hub import GPT2_REPOS
 from .train import PRESETS, ConfigError, TrainConfig
 
 PROG = "gpt_from_scratch"
@@ -127,7 +127,8 @@ def _add_sample(sub) -> None:
     g.add_argument("--no-kv-cache", action="store_true",
                    help="recompute the whole context at every step (slower; the same tokens)")
     g.add_argument("--threads", type=_whole(1), metavar="N",
-                   help="CPU threads (default: 1 for models below 50M parameters, else 2; see benchmarks/README.md)")
+                   help="CPU threads (default 1: the fastest for one token at a time, up to GPT-2's size at least; "
+                        "see benchmarks/README.md)")
 
 
 # `train` flags, by group: (flag, TrainConfig or GPTConfig field, argparse keywords, help).
@@ -183,10 +184,9 @@ _TRAIN_GROUPS = {
 }
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} | {f.name for f in dataclasses.fields(GPTConfig)}
 _TRAIN_FIELDS = tuple(field for flags in _TRAIN_GROUPS.values() for _, field, _, _ in flags)
-# Flags that set the model's shape, which a fine-tuned checkpoint decides: GPTConfig's own fields, but not
-# dropout or the fields TrainConfig also has (block_size: the training window; vocab_size: BPE's).
-_MODEL_FLAGS = {f.name for f in dataclasses.fields(GPTConfig)} - {f.name for f in dataclasses.fields(TrainConfig)} \
-    - {"dropout"}
+# Flags that set the model's shape, which a fine-tuned checkpoint decides: GPTConfig's fields, but not
+# dropout, and not block_size, which with --init-from sets the training window (TrainConfig.train_window).
+_MODEL_FLAGS = {f.name for f in dataclasses.fields(GPTConfig)} - {"dropout", "block_size"}
 assert set(_TRAIN_FIELDS) <= _CONFIG_FIELDS, set(_TRAIN_FIELDS) - _CONFIG_FIELDS
 
 
@@ -264,17 +264,12 @@ def _get_device(name: str):
 # --- sample ---------------------------------------------------------------------
 
 
-# Measured with benchmarks/sample_threads.py (benchmarks/README.md): one token at a time is a chain of
-# small operations, and below this size a second thread only waits for the first (1 thread was as fast or
-# faster for cpu-tiny and the 10.7M flagship); at GPT-2 124M's size each step's matmuls are large enough
-# for 2 threads to pay.
-SAMPLE_THREADS_MIN_PARAMS = 50e6
-
-
-def sample_threads(model) -> int:
-    """The CPU threads `sample` uses by default: 1 for small models, 2 for GPT-2-sized ones."""
-    n_params = sum(p.numel() for p in model.parameters())
-    return 1 if n_params < SAMPLE_THREADS_MIN_PARAMS else 2
+# One CPU thread unless --threads says otherwise, at every model size. Measured with
+# benchmarks/sample_threads.py (benchmarks/README.md) on the 2-core machine that builds the course: one
+# token at a time is a chain of small operations, and 2 threads were never faster than 1, from cpu-tiny
+# (0.8M) to GPT-2 124M's shape (28 against 21 tokens/s at best); when anything else ran on the machine,
+# 2 threads were 5-9x slower (they wait for each other).
+SAMPLE_THREADS = 1
 
 
 def _check_sampling(args) -> None:
@@ -368,7 +363,7 @@ def cmd_sample(args) -> int:
     device = _get_device(args.device)
     model, tokenizer, where = load_for_cli(args.checkpoint, device)
     if device.type == "cpu":
-        torch.set_num_threads(args.threads or sample_threads(model))
+        torch.set_num_threads(args.threads or SAMPLE_THREADS)
     loaded = f"loaded {where} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, " \
              f"context {model.block_size})"
     seed = args.seed if args.seed is not None else int(torch.randint(0, 2**31 - 1, (1,)).item())
@@ -455,6 +450,8 @@ def cmd_train(args) -> int:
     shape = sorted(set(changes) & _MODEL_FLAGS)
     if args.init_from and shape:
         raise CLIError(f"--init-from takes the model's shape from the checkpoint; drop --{shape[0].replace('_', '-')}")
+    if args.init_from and "block_size" in changes:  # the checkpoint's context stays; train on shorter windows
+        changes["train_window"] = changes.pop("block_size")
     changes.setdefault("out_dir", f"out-{preset}")
     cfg = cfg.replace(**changes, resume=args.resume, progress=not args.no_progress)
     text = load_text(cfg.data)  # bad files end here, with one error line, before anything is printed
@@ -516,6 +513,8 @@ def flag_names(message: str, parser: argparse.ArgumentParser) -> str:
     a plain word (temperature, dropout) only where it is the subject of "must"."""
     flags = {a.dest: a.option_strings[-1] for a in parser._actions
              if a.option_strings and a.option_strings[-1].startswith("--") and a.dest != "help"}
+    if "block_size" in flags:  # with --init-from, --block-size sets TrainConfig.train_window
+        flags["train_window"] = flags["block_size"]
     if not flags:
         return message
     names = "|".join(sorted(map(re.escape, flags), key=len, reverse=True))
