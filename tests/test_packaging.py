@@ -85,6 +85,15 @@ def test_bounds_are_lower_bounds_only(pyproject):
         assert bound.startswith(">="), f"{name}{bound}"
 
 
+def _stdlib_modules() -> set:
+    if hasattr(sys, "stdlib_module_names"):  # Python >= 3.10
+        return set(sys.stdlib_module_names)
+    import sysconfig
+
+    folder = Path(sysconfig.get_paths()["stdlib"])
+    return set(sys.builtin_module_names) | {p.name.split(".")[0] for p in folder.iterdir()}
+
+
 def test_the_tests_import_only_what_the_test_extra_declares(pyproject):
     """Every third-party module that tests/ imports is declared, so a missing one fails instead of skipping."""
     declared = {name.replace("-", "_") for name in deps(pyproject, "test")}
@@ -97,7 +106,8 @@ def test_the_tests_import_only_what_the_test_extra_declares(pyproject):
             elif isinstance(node, ast.ImportFrom) and node.level == 0:
                 modules.add(node.module.split(".")[0])
     local = {"gpt_from_scratch", "conftest", "tests", "tomli"}  # tomli: only Python < 3.11, see _load_pyproject
-    third_party = {m for m in modules if m not in sys.stdlib_module_names and m not in local}
+    local |= {path.stem for path in ROOT.joinpath("tests").glob("*.py")}  # the tests' own helper modules
+    third_party = {m for m in modules if m not in _stdlib_modules() and m not in local}
     assert third_party <= declared, f"declare in pyproject's test extra: {sorted(third_party - declared)}"
 
 
