@@ -356,3 +356,22 @@ def test_logs_and_plots_name_the_unit_of_the_loss(text, capsys, tmp_path):
     assert plot_losses(history, unit=gfs.BPETokenizer.unit).get_ylabel() == "cross-entropy loss (nats per token)"
     assert "per character" in plot_losses(history, unit=gfs.CharTokenizer.unit).get_ylabel()
     plt.close("all")
+
+
+def test_gradient_checkpointing_through_the_trainer_gives_the_same_losses(text, monkeypatch):
+    """Recomputing activations in the backward pass changes memory, not numbers (dropout masks included)."""
+    import torch.utils.checkpoint
+
+    calls, real = [], torch.utils.checkpoint.checkpoint
+    monkeypatch.setattr(torch.utils.checkpoint, "checkpoint", lambda *a, **k: calls.append(1) or real(*a, **k))
+    tok, tr, va = gfs.prepare_data(text[:20_000])
+    runs = {}
+    for on in (False, True):
+        calls.clear()
+        cfg = tiny_cfg(gradient_checkpointing=on, max_iters=6, eval_interval=3)
+        runs[on] = train(cfg, tokenizer=tok, train_data=tr, val_data=va)
+        assert len(calls) == (6 * 2 if on else 0)  # each training step checkpoints both blocks; evaluation never
+    assert len(runs[True].step_losses) == 6
+    torch.testing.assert_close(runs[True].step_losses, runs[False].step_losses, rtol=1e-5, atol=1e-6)
+    for a, b in zip(runs[True].model.parameters(), runs[False].model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
