@@ -28,6 +28,7 @@ from gpt_from_scratch import cli
 from gpt_from_scratch.generate import generate_text
 from gpt_from_scratch.model import GPT, GPTConfig
 from gpt_from_scratch.train import TrainConfig, evaluate_split, train
+from helpers import sharpen
 
 
 class Result:
@@ -112,11 +113,8 @@ def work(tmp_path_factory, text):
     # a random GPT, sharper than at init, with Tiny Shakespeare's vocabulary: block_size 32
     tok = gfs.CharTokenizer.from_text(text)
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=32, n_layer=2, n_head=2, n_embd=32, dropout=0.0))
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() >= 2:
-                p.normal_(0.0, 0.3)
+    model = sharpen(GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=32, n_layer=2, n_head=2, n_embd=32,
+                                  dropout=0.0)))
     gfs.save_checkpoint(d / "random.pt", model, tok)
     # a short real training run (python API) for eval and the mismatched --resume
     cfg = TrainConfig(model=GPTConfig(n_layer=1, n_head=2, n_embd=32, block_size=16, dropout=0.0), batch_size=4,
