@@ -16,15 +16,15 @@ from pathlib import Path
 
 from . import __version__
 from .bpe import TokenizerError
-from .checkpoint import CheckpointError
+from .checkpoint import TOKENIZER_KINDS, CheckpointError
 from .data import DataError
-from .model import ACTIVATIONS, NORMS, POSITIONS, GPTConfig
 from .hub import GPT2_REPOS
+from .model import ACTIVATIONS, NORMS, POSITIONS, GPTConfig
 from .train import PRESETS, ConfigError, TrainConfig
 
 PROG = "gpt_from_scratch"
-DTYPES = ("auto", "float32", "bfloat16", "float16")  # train.resolve_dtype's names
-TOKENIZERS = ("char", "bpe")  # data.make_tokenizer's kinds
+DTYPES = ("auto", "float32", "bfloat16", "float16")  # train.resolve_dtype's names (it keeps no list of them)
+TOKENIZERS = tuple(TOKENIZER_KINDS)  # "char", "bpe"
 GPT2_NAMES = tuple(GPT2_REPOS)
 DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 # The errors that mean "the user's input is wrong": one `error:` line and exit code 2.
