@@ -238,6 +238,10 @@ def is_gpt2(checkpoint: str | None) -> bool:
 
 def load_for_cli(checkpoint: str | None, device) -> tuple:
     """(model, tokenizer, description): a .pt file, the shipped checkpoint, or GPT-2 by name or folder."""
+    folder = Path(checkpoint or "").expanduser()
+    if checkpoint and (folder / "best.pt").is_file() and not (folder / "config.json").is_file():
+        raise CLIError(f"--checkpoint {checkpoint} is a training run's folder; pass a file in it, "
+                       f"such as {folder / 'best.pt'}")
     if is_gpt2(checkpoint):
         from .bpe import BPETokenizer
         from .model import GPT

@@ -449,6 +449,8 @@ def test_more_bad_input_is_one_error_line(work):
         "text as a checkpoint": (["sample", "--checkpoint", "hello.pt"], ["hello.pt", "corrupt"]),
         "shape flags with --init-from": (["train", "--init-from", "trained/best.pt", "--data", "small.txt",
                                           "--n-layer", "2"], ["--init-from", "--n-layer"]),
+        "a training folder as a checkpoint": (["sample", "--checkpoint", "trained", "--device", "cpu"],
+                                              ["trained", "best.pt"]),
         "a window longer than the checkpoint's context": (
             ["train", "--init-from", "trained/best.pt", "--data", "small.txt", "--block-size", "64", "--device", "cpu",
              "--out-dir", "o12"], ["--block-size (64)", "longer than the model's context (16)"]),
