@@ -39,11 +39,12 @@ from .checkpoint import (
     read_checkpoint,
     tokenizer_from_dict,
 )
-from .data import get_batch, load_text, make_tokenizer, prepare_data
+from .data import encode_text, get_batch, load_text, make_tokenizer, prepare_data
 from .device import get_device
 from .distributed import Distributed, unwrap_model
 from .files import atomic_write
 from .model import GPT, GPTConfig
+from .plotting import plot_losses
 
 MODEL_FIELDS = {f.name for f in dataclasses.fields(GPTConfig)}
 
@@ -346,8 +347,6 @@ def evaluate_text(
     the text divided by the characters predicted (all but those of the first
     token, which has nothing before it). For a character model the two agree.
     """
-    from .data import encode_text
-
     data = encode_text(text, tokenizer)
     per_token = evaluate_split(model, data, batch_size=batch_size, device=device, progress=progress)
     predicted = len(data) - 1
@@ -626,8 +625,6 @@ class Trainer:
             for h in self.history:
                 w.writerow([h["iter"], f"{h['train_loss']:.4f}", f"{h['val_loss']:.4f}",
                             f"{h['lr']:.3e}", f"{h['tokens_per_s']:.0f}"])
-        from .plotting import plot_losses
-
         plot_losses(self.history, self.out_dir / "loss.png", title=f"Training {self.out_dir.name}", unit=self.unit)
 
     # --- 4. the loop -----------------------------------------------------------------------
