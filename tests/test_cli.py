@@ -557,6 +557,27 @@ def test_train_compile_on_cpu_compiles_or_falls_back_in_one_line(work, monkeypat
     assert last[0] == pytest.approx(last[1], abs=1e-3)
 
 
+def test_train_gradient_checkpointing_flag_gives_the_same_losses(work, monkeypatch):
+    import csv
+    import torch.utils.checkpoint
+
+    calls, real = [], torch.utils.checkpoint.checkpoint
+    monkeypatch.setattr(torch.utils.checkpoint, "checkpoint", lambda *a, **k: calls.append(1) or real(*a, **k))
+    args = [*TRAIN, "--data", "small.txt", "--max-iters", "3", "--eval-interval", "3", "--seed", "5"]
+    logs = {}
+    for flag in ([], ["--gradient-checkpointing"]):
+        calls.clear()
+        out = "gc-on" if flag else "gc-off"
+        r = run_main([*args, *flag, "--out-dir", out], work)
+        assert r.returncode == 0, r.stderr
+        assert bool(calls) == bool(flag)  # the flag reaches the model
+        with open(work / out / "log.csv", encoding="utf-8") as f:
+            logs[out] = [(row["iter"], float(row["train_loss"]), float(row["val_loss"])) for row in csv.DictReader(f)]
+    assert len(logs["gc-on"]) == 2
+    for on, off in zip(logs["gc-on"], logs["gc-off"]):
+        assert on[0] == off[0] and on[1:] == pytest.approx(off[1:], abs=1e-5)
+
+
 def test_train_bpe_end_to_end_and_resume_reuses_its_tokenizer(work, monkeypatch):
     args = [*TRAIN, "--data", "small.txt", "--tokenizer", "bpe", "--vocab-size", "300", "--eval-interval", "2",
             "--out-dir", "bpe-run"]
