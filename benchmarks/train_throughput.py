@@ -4,7 +4,7 @@ One step = forward + backward + AdamW update on a random batch, at GPTConfig()'s
 shape (6 layers, 6 heads, 384 wide, context 256, dropout 0.2, 65 characters).
 It compares
 
-  teaching   the loop-over-heads model built from gfs.Block (attention.py)
+  teaching   the loop-over-heads model built from gfs.Block (teaching.py)
   fused      gfs.GPT (one qkv matmul, scaled_dot_product_attention)
   compiled   gfs.GPT under torch.compile (GPU by default; on CPU only with --compile)
   nanogpt    nanoGPT's GPT, when --nanogpt PATH points at a local copy of its model.py

@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 REPO_URL = "https://github.com/gpt-from-scratch/gpt-from-scratch"
 REPO_BRANCH = "main"
 
-from .attention import (  # noqa: E402
+from .teaching import (  # noqa: E402
     AttentionLanguageModel,
     Block,
     FeedForward,
@@ -33,17 +33,18 @@ from .device import get_device  # noqa: E402
 from .generate import generate_text, sample_next_token  # noqa: E402
 from .model import GPT, GPTConfig, copy_block_weights  # noqa: E402
 from .notebook import notebook_setup  # noqa: E402
-from .tokenizer import CharTokenizer  # noqa: E402
+from .tokenizer import CharTokenizer, Tokenizer  # noqa: E402
 from .train import (  # noqa: E402
     PRESETS, ConfigError, TrainConfig, evaluate_split, evaluate_text, estimate_loss, train,
 )
 from .bpe import BPETokenizer, GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN  # noqa: E402
+from . import pretrained  # noqa: E402,F401  (registers GPT.from_pretrained's loader; safetensors loads lazily)
 
 __all__ = [
     "BPETokenizer", "GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN",
     "REPO_URL", "copy_block_weights", "AttentionLanguageModel", "BigramLanguageModel", "Block", "CharTokenizer",
     "CheckpointError", "ConfigError", "DataError", "FeedForward", "GPT", "GPTConfig", "Head",
-    "MultiHeadAttention", "PRESETS", "TrainConfig", "batched_multi_head_attention",
+    "MultiHeadAttention", "PRESETS", "Tokenizer", "TrainConfig", "batched_multi_head_attention",
     "evaluate_split", "evaluate_text", "estimate_loss", "generate_text", "get_batch", "get_device", "load_checkpoint",
     "load_text", "notebook_setup", "prepare_data", "sample_next_token", "save_checkpoint",
     "sdpa_multi_head_attention", "shipped_checkpoint_path", "train", "train_val_split",

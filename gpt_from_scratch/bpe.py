@@ -24,10 +24,10 @@ Rules worth knowing:
   The base byte -> id mapping is stored explicitly (``byte_ids``): for a
   trained tokenizer it is the identity, for GPT-2's it is GPT-2's own.
 
-Speed: training counts each distinct piece once (with its frequency), updates
-the pair counts only in the pieces that hold the merged pair (an index pair ->
-pieces finds them) and only next to each merged spot, and keeps the candidate
-pairs in a heap. Encoding caches the ids of every piece it has seen.
+This file is the algorithm, written plainly (`merge`, `learn_merges`,
+`encode_piece`), then the tokenizer class. The speed machinery (incremental
+pair counts in a heap, a cache of encoded pieces) lives apart in bpe_fast.py,
+which gives the same merges and ids; the tokenizer uses it.
 
 Plain-data form (``to_dict``) and file format (``save``, a JSON object)::
 
@@ -45,13 +45,17 @@ pair's bytes joined.
 
 from __future__ import annotations
 
-import heapq
 import json
 import os
 import re
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Union
+
+from . import bpe_fast
+from .files import atomic_write
+from .hub import HubError, download
+from .tokenizer import Tokenizer
 
 __all__ = [
     "BPETokenizer",
@@ -76,8 +80,6 @@ GPT4_SPLIT_PATTERN = (
 
 PathLike = Union[str, "os.PathLike[str]"]
 _ALLOWED_SPECIAL = ("none_raise", "all", "none")
-_CACHE_LIMIT = 200_000  # pieces remembered by encode before the cache starts over
-_LONG_PIECE = 256  # bytes; long pieces (pattern=None) encode merge by merge, if there are few merges
 
 
 class TokenizerError(RuntimeError):
@@ -95,159 +97,61 @@ def _compile(pattern: str):
     return regex.compile(pattern)
 
 
-def _find(ids: list[int], pair: tuple[int, int], start: int = 0) -> int:
-    """Index of the first occurrence of `pair` in `ids` at or after `start`, or -1."""
-    a, b = pair
-    last = len(ids) - 1
-    while start < last:
-        try:
-            j = ids.index(a, start, last)  # list.index scans in C: fast on long pieces
-        except ValueError:
-            return -1
-        if ids[j + 1] == b:
-            return j
-        start = j + 1
-    return -1
-
-
-def _merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
+# --------------------------------------------------------------------------- #
+# The algorithm, plainly (bpe_fast.py computes the same, faster)
+# --------------------------------------------------------------------------- #
+def merge(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
     """Replace every occurrence of `pair` in `ids`, left to right, by `new_id`."""
-    out: list[int] = []
-    i = 0
-    while (j := _find(ids, pair, i)) >= 0:
-        out.extend(ids[i:j])
-        out.append(new_id)
-        i = j + 2
-    out.extend(ids[i:])
+    out, i = [], 0
+    while i < len(ids):
+        if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
+            out.append(new_id)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
     return out
 
 
-def _merge_counting(ids: list[int], pair: tuple[int, int], new_id: int) -> tuple[list[int], dict]:
-    """``_merge``, plus how the count of each pair changes: ``{pair: delta}``.
+def pair_counts(words: list[list[int]], freqs: list[int]) -> dict[tuple[int, int], int]:
+    """How often each adjacent pair occurs; a piece that occurs f times counts f times.
+    The dict's order is the order in which the pairs first occur."""
+    counts: dict[tuple[int, int], int] = {}
+    for word, f in zip(words, freqs):
+        for pair in zip(word, word[1:]):
+            counts[pair] = counts.get(pair, 0) + f
+    return counts
 
-    Occurrences come in runs ``a b a b ... a b`` (m of them) between a left
-    neighbour L and a right neighbour R. The run's old pairs are (L, a),
-    m x (a, b), (m - 1) x (b, a) and (b, R); its new ones (L, z), (m - 1) x (z, z)
-    and (z, R). Only these change, so a long piece costs no full recount.
+
+def learn_merges(pieces: Counter, num_merges: int) -> list[tuple[int, int]]:
+    """Training: repeatedly merge the most frequent pair; merge k makes id 256 + k.
+
+    `pieces` holds the distinct split pieces, in order of first appearance,
+    with their counts. Ties go to the pair that occurs first (max keeps the
+    first of equal counts). Stops early when no pair is left.
     """
-    a, b = pair
-    out: list[int] = []
-    delta: dict[tuple[int, int], int] = defaultdict(int)
-    i, n = 0, len(ids)
-    while (s := _find(ids, pair, i)) >= 0:
-        e = s + 2  # the run is ids[s:e]
-        while e + 1 < n and ids[e] == a and ids[e + 1] == b:
-            e += 2
-        m = (e - s) // 2
-        out.extend(ids[i:s])
-        out.extend([new_id] * m)
-        delta[pair] -= m
-        if m > 1:
-            delta[(b, a)] -= m - 1
-            delta[(new_id, new_id)] += m - 1
-        if s > 0:
-            delta[(ids[s - 1], a)] -= 1
-            delta[(ids[s - 1], new_id)] += 1
-        if e < n:
-            delta[(b, ids[e])] -= 1
-            delta[(new_id, ids[e])] += 1
-        i = e
-    out.extend(ids[i:])
-    return out, delta
-
-
-# --------------------------------------------------------------------------- #
-# Training: incremental pair counts over distinct pieces
-# --------------------------------------------------------------------------- #
-class _PairStats:
-    """Pair counts over distinct pieces, updated after each merge.
-
-    ``words[i]`` is the i-th distinct piece (in order of first appearance in the
-    text) as token ids and ``freqs[i]`` how often it appears. ``where[pair]``
-    holds every piece that has the pair (and maybe a few that lost it since:
-    those are skipped when met). The heap holds one entry per pair,
-    ``(-count, piece, byte_offset, pair)``. An entry may be stale, but only ever
-    too good: the count of an existing pair only falls and its first occurrence
-    only moves later (new occurrences always involve the newest token). So the
-    best entry is checked when popped and pushed back, corrected, if stale.
-    """
-
-    def __init__(self, words: list[list[int]], freqs: list[int]):
-        self.words, self.freqs = words, freqs
-        self.length = [1] * 256  # bytes per token id, for byte offsets
-        self.counts: dict[tuple[int, int], int] = {}
-        self.where: dict[tuple[int, int], set[int]] = defaultdict(set)
-        for i, (w, f) in enumerate(zip(words, freqs)):
-            for pair, c in Counter(zip(w, w[1:])).items():
-                self.counts[pair] = self.counts.get(pair, 0) + c * f
-                self.where[pair].add(i)
-        # offset 0 is a lower bound on the first occurrence: pop_best finds the real one when it matters
-        self.heap = [(-c, min(self.where[p]), 0, p) for p, c in self.counts.items()]
-        heapq.heapify(self.heap)
-
-    def first_position(self, pair: tuple[int, int]) -> tuple[int, int]:
-        """(piece, byte offset) of the pair's first occurrence in the text."""
-        where = self.where[pair]
-        while where:
-            i = min(where)
-            w = self.words[i]
-            j = _find(w, pair)
-            if j >= 0:
-                return i, sum(map(self.length.__getitem__, w[:j]))  # bytes before token j
-            where.discard(i)  # the pair left this piece in an earlier merge
-        raise AssertionError(f"pair {pair} has a count but no piece holds it")
-
-    def pop_best(self) -> tuple[int, int] | None:
-        """The most frequent pair (earliest first occurrence on ties), or None when none is left."""
-        while self.heap:
-            neg_count, i, offset, pair = heapq.heappop(self.heap)
-            count = self.counts.get(pair, 0)
-            if count == 0:
-                continue  # merged away
-            if count != -neg_count:
-                heapq.heappush(self.heap, (-count, i, offset, pair))
-                continue
-            position = self.first_position(pair)
-            if position != (i, offset):
-                heapq.heappush(self.heap, (-count, *position, pair))
-                continue
-            return pair
-        return None
-
-    def merge(self, pair: tuple[int, int], new_id: int) -> None:
-        """Merge `pair` into `new_id` in every piece that holds it, fixing the counts."""
-        counts, where = self.counts, self.where
-        self.length.append(self.length[pair[0]] + self.length[pair[1]])
-        new_pairs: dict[tuple[int, int], int] = {}  # pairs with new_id -> first piece they appear in
-        for i in sorted(where.pop(pair)):
-            self.words[i], delta = _merge_counting(self.words[i], pair, new_id)
-            f = self.freqs[i]
-            for p, d in delta.items():
-                c = counts.get(p, 0) + d * f
-                if c:
-                    counts[p] = c
-                else:
-                    del counts[p]
-                    where.pop(p, None)
-                if d > 0:
-                    where[p].add(i)
-                    new_pairs.setdefault(p, i)
-        for p, i in new_pairs.items():
-            heapq.heappush(self.heap, (-counts[p], i, 0, p))
-
-
-def _learn_merges(pieces: Counter, num_merges: int) -> list[tuple[int, int]]:
-    """The pairs to merge, in order; merge k makes id 256 + k. Stops early if no pair is left."""
     words = [list(piece.encode("utf-8")) for piece in pieces]
-    stats = _PairStats(words, list(pieces.values()))
+    freqs = list(pieces.values())
     pairs: list[tuple[int, int]] = []
     while len(pairs) < num_merges:
-        pair = stats.pop_best()
-        if pair is None:
+        counts = pair_counts(words, freqs)
+        if not counts:
             break
-        stats.merge(pair, 256 + len(pairs))
+        pair = max(counts, key=counts.get)
+        words = [merge(w, pair, 256 + len(pairs)) for w in words]
         pairs.append(pair)
     return pairs
+
+
+def encode_piece(ids: list[int], merges: dict[tuple[int, int], int]) -> list[int]:
+    """Encoding one piece (GPT-2's rule): merge the earliest-learned pair present, until none is left."""
+    ranks = {pair: rank for rank, pair in enumerate(merges)}
+    while len(ids) >= 2:
+        pair = min(zip(ids, ids[1:]), key=lambda p: ranks.get(p, float("inf")))
+        if pair not in ranks:
+            break
+        ids = merge(ids, pair, merges[pair])
+    return ids
 
 
 # --------------------------------------------------------------------------- #
@@ -279,32 +183,18 @@ def gpt2_bytes_to_unicode() -> dict[int, str]:
 
 
 def _download_gpt2_files(name: str) -> tuple[Path, Path]:
-    """vocab.json and merges.txt of a Hugging Face Hub repo, downloaded once and then cached."""
+    """vocab.json and merges.txt from the same Hub repository as the weights (one cache entry)."""
     try:
-        from huggingface_hub import hf_hub_download
-    except ImportError:
-        raise TokenizerError(
-            f"from_pretrained({name!r}) needs huggingface_hub: pip install huggingface_hub, "
-            "or pass a local folder holding vocab.json and merges.txt"
-        ) from None
-    from .pretrained import GPT2_REPOS  # the same Hub repository as the weights: one cache entry
-
-    repo_id = GPT2_REPOS.get(name, name)
-    try:
-        return tuple(Path(hf_hub_download(repo_id=repo_id, filename=f)) for f in ("vocab.json", "merges.txt"))
-    except Exception as e:  # offline, unknown repo, ...: one line that says what to do
-        why = (str(e).strip().splitlines() or [""])[0][:200]
-        raise TokenizerError(
-            f"could not download vocab.json and merges.txt of {name!r} from the Hugging Face Hub "
-            f"({type(e).__name__}: {why}); connect to the internet once (the files are then cached), "
-            "or pass a local folder holding vocab.json and merges.txt"
-        ) from None
+        vocab_path, merges_path = download(name, ("vocab.json", "merges.txt"))
+    except HubError as e:
+        raise TokenizerError(str(e)) from None
+    return vocab_path, merges_path
 
 
 # --------------------------------------------------------------------------- #
 # The tokenizer
 # --------------------------------------------------------------------------- #
-class BPETokenizer:
+class BPETokenizer(Tokenizer):
     """Byte-level BPE: ``train`` it on text, or load GPT-2's with ``from_pretrained``.
 
     >>> tok = BPETokenizer.train("aaabdaaabac", 259, pattern=None)
@@ -315,6 +205,8 @@ class BPETokenizer:
     >>> tok.decode([258, 100])
     'aaabd'
     """
+
+    kind = "bpe"
 
     def __init__(
         self,
@@ -337,17 +229,19 @@ class BPETokenizer:
             if self.vocab.setdefault(new_id, token) != token:
                 raise ValueError(f"merge ({a}, {b}) -> {new_id} reuses an id that holds other bytes")
             self.merges[(a, b)] = new_id
-        self._ranks = {pair: rank for rank, pair in enumerate(self.merges)}
-        # every merge makes a new id (always true of trained tokenizers): allows the long-piece shortcut
-        self._fresh_ids = len(set(self.merges.values())) == len(self.merges)
         self.special_tokens: dict[str, int] = {}
-        self._cache: dict[str, list[int]] = {}
+        self._encoder = bpe_fast.PieceEncoder(self.merges, self.byte_ids)  # encode_piece, fast and cached
         self.register_special_tokens(special_tokens or {})
 
     # -- training ---------------------------------------------------------- #
     @classmethod
-    def train(cls, text: str, vocab_size: int, pattern: str | None = GPT2_SPLIT_PATTERN) -> "BPETokenizer":
+    def train(
+        cls, text: str, vocab_size: int, pattern: str | None = GPT2_SPLIT_PATTERN, fast: bool = True
+    ) -> "BPETokenizer":
         """Learn ``vocab_size - 256`` merges from ``text`` (fewer if the text runs out of pairs).
+
+        fast=False runs the plain `learn_merges` above instead of bpe_fast's:
+        the same merges, about 100 times slower.
 
         ``pattern=None`` merges across the whole text with no split: every pair
         of neighbouring bytes counts, spaces and newlines included. That one long
@@ -365,7 +259,7 @@ class BPETokenizer:
             pieces = Counter([text] if text else [])
         else:
             pieces = Counter(_compile(pattern).findall(text))  # distinct pieces, in order of first appearance
-        pairs = _learn_merges(pieces, vocab_size - 256)
+        pairs = (bpe_fast.learn_merges if fast else learn_merges)(pieces, vocab_size - 256)
         return cls({pair: 256 + k for k, pair in enumerate(pairs)}, pattern=pattern)
 
     # -- special tokens ---------------------------------------------------- #
@@ -388,38 +282,16 @@ class BPETokenizer:
             self.vocab[i] = name.encode("utf-8")
 
     # -- encoding ---------------------------------------------------------- #
-    def _encode_piece(self, piece: bytes) -> list[int]:
-        """GPT-2's rule: merge the earliest-learned pair present, everywhere in the piece, until none is left.
-
-        Its result for a long piece is found faster by applying each merge once, in rank order."""
-        ids = [self.byte_ids[b] for b in piece]
-        if len(ids) >= _LONG_PIECE and 4 * len(ids) > len(self.merges) and self._fresh_ids:
-            # A merge only makes pairs that hold its new id, whose own merges rank later, so
-            # applying every merge once in rank order gives the same ids, in one fast pass per merge.
-            for pair, new_id in self.merges.items():
-                if _find(ids, pair) >= 0:
-                    ids = _merge(ids, pair, new_id)
-            return ids
-        ranks, inf = self._ranks, float("inf")
-        while len(ids) >= 2:
-            pair = min(set(zip(ids, ids[1:])), key=lambda p: ranks.get(p, inf))
-            if pair not in ranks:
-                break
-            ids = _merge(ids, pair, self.merges[pair])
-        return ids
-
     def encode_ordinary(self, text: str) -> list[int]:
-        """Encode ``text`` with no special tokens: a special token's string is plain text here."""
+        """Encode ``text`` with no special tokens: a special token's string is plain text here.
+
+        Each split piece is encoded on its own, as `encode_piece` above does
+        (bpe_fast.PieceEncoder: the same ids, cached)."""
         if self._split is None:
-            return self._encode_piece(text.encode("utf-8"))
-        cache, ids = self._cache, []
+            return self._encoder.encode_bytes(text.encode("utf-8"))
+        ids: list[int] = []
         for piece in self._split.findall(text):
-            piece_ids = cache.get(piece)
-            if piece_ids is None:
-                if len(cache) >= _CACHE_LIMIT:
-                    cache.clear()
-                piece_ids = cache[piece] = self._encode_piece(piece.encode("utf-8"))
-            ids.extend(piece_ids)
+            ids.extend(self._encoder.encode(piece))
         return ids
 
     def encode(self, text: str, allowed_special: Union[str, set] = "none_raise") -> list[int]:
@@ -470,23 +342,17 @@ class BPETokenizer:
     # -- decoding ---------------------------------------------------------- #
     def decode_bytes(self, ids: Any) -> bytes:
         """The raw bytes of token ids (a list of ints or a 1-D tensor)."""
-        if hasattr(ids, "tolist"):  # torch.Tensor / numpy array
-            if getattr(ids, "ndim", 1) > 1:
-                raise ValueError(f"decode expects a 1-D sequence of ids, got shape {tuple(ids.shape)}")
-            ids = ids.tolist()
-            if isinstance(ids, int):  # 0-d tensor
-                ids = [ids]
         vocab = self.vocab
         try:
-            return b"".join(vocab[int(i)] for i in ids)
+            return b"".join(vocab[i] for i in self.id_list(ids))
         except KeyError as e:
             raise ValueError(
                 f"token id {e.args[0]} is not in this tokenizer's vocabulary "
                 f"(vocab_size {self.vocab_size})"
             ) from None
 
-    def decode(self, ids: Any) -> str:
-        """Turn token ids back into a string; bytes that are not valid UTF-8 become U+FFFD."""
+    def decode_list(self, ids: list[int]) -> str:
+        """Bytes that are not valid UTF-8 (an id list that stops inside a character) become U+FFFD."""
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
     @property
@@ -494,14 +360,11 @@ class BPETokenizer:
         """One more than the largest id: 256 + merges + special tokens when ids follow one another."""
         return max(self.vocab) + 1
 
-    def __len__(self) -> int:
-        return self.vocab_size
-
     # -- plain data, files ------------------------------------------------- #
     def to_dict(self) -> dict:
         """Plain-data form (see the module docstring), safe for ``torch.load(weights_only=True)``."""
         return {
-            "type": "bpe",
+            "type": self.kind,
             "version": 1,
             "pattern": self.pattern,
             "byte_ids": list(self.byte_ids),
@@ -538,10 +401,8 @@ class BPETokenizer:
         lines = [json.dumps(m) for m in d["merges"]]
         body = json.dumps(head, ensure_ascii=False, indent=1)[:-2]  # drop the closing "\n}"
         text = body + ',\n "merges": [\n  ' + ",\n  ".join(lines) + "\n ]\n}\n"
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        with atomic_write(path, "w") as f:
+            f.write(text)
 
     @classmethod
     def load(cls, path: PathLike) -> "BPETokenizer":

@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from .attention import AttentionLanguageModel
+from .teaching import AttentionLanguageModel
 from .bigram import BigramLanguageModel
+from .distributed import unwrap_model
+from .files import atomic_write
 from .model import GPT
-from .tokenizer import CharTokenizer, tokenizer_from_dict
+from .bpe import BPETokenizer
+from .tokenizer import CharTokenizer, Tokenizer
 
 FORMAT = "gpt-from-scratch/1"
 MODEL_TYPES = {cls.model_type: cls for cls in (GPT, BigramLanguageModel, AttentionLanguageModel)}
+TOKENIZER_KINDS = {cls.kind: cls for cls in (CharTokenizer, BPETokenizer)}
 
 # The shipped checkpoints, best first: load_checkpoint(None) takes the first that exists.
 SHIPPED_CHECKPOINTS = ("shakespeare-char.pt", "cpu-modern.pt", "cpu-tiny.pt")
@@ -32,15 +35,12 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable or does not fit its model."""
 
 
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The plain model inside DistributedDataParallel and torch.compile wrappers."""
-    while True:
-        if hasattr(model, "module") and isinstance(model.module, nn.Module):
-            model = model.module  # DistributedDataParallel
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod  # torch.compile
-        else:
-            return model
+def tokenizer_from_dict(d) -> Tokenizer:
+    """The tokenizer a checkpoint holds, of the kind it recorded (files without one hold characters)."""
+    kind = d.get("type", CharTokenizer.kind) if isinstance(d, dict) else CharTokenizer.kind
+    if kind not in TOKENIZER_KINDS:
+        raise ValueError(f"unknown tokenizer type {kind!r}; expected one of {', '.join(TOKENIZER_KINDS)}")
+    return TOKENIZER_KINDS[kind].from_dict(d)
 
 
 def clean_state_dict(state: dict) -> dict:
@@ -54,24 +54,13 @@ def clean_state_dict(state: dict) -> dict:
 
 
 def atomic_torch_save(obj, path: str | os.PathLike) -> Path:
-    """Write to a temporary file in the same folder, then rename over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """torch.save through files.atomic_write: the old file stays whole until the new one is."""
+    with atomic_write(path) as f:
+        torch.save(obj, f)
+    return Path(path)
 
 
-def checkpoint_payload(model: nn.Module, tokenizer: CharTokenizer, half: bool = False, **extra) -> dict:
+def checkpoint_payload(model: nn.Module, tokenizer: Tokenizer, half: bool = False, **extra) -> dict:
     model = unwrap_model(model)
     model_type = getattr(model, "model_type", None)
     if model_type not in MODEL_TYPES:
@@ -90,7 +79,7 @@ def checkpoint_payload(model: nn.Module, tokenizer: CharTokenizer, half: bool = 
 
 
 def save_checkpoint(
-    path: str | os.PathLike, model: nn.Module, tokenizer: CharTokenizer, **extra
+    path: str | os.PathLike, model: nn.Module, tokenizer: Tokenizer, **extra
 ) -> Path:
     """Save model weights, config and tokenizer (plus any plain `extra` data), atomically."""
     return atomic_torch_save(checkpoint_payload(model, tokenizer, **extra), path)
@@ -178,7 +167,7 @@ def model_from_checkpoint(ckpt: dict, path: str | os.PathLike = "checkpoint") ->
     return model
 
 
-def model_and_tokenizer(ckpt: dict, path: str | os.PathLike = "checkpoint") -> tuple[nn.Module, CharTokenizer]:
+def model_and_tokenizer(ckpt: dict, path: str | os.PathLike = "checkpoint") -> tuple[nn.Module, Tokenizer]:
     """The model (float32, on the CPU) and the tokenizer a checkpoint dict holds, checked against each other."""
     model = model_from_checkpoint(ckpt, path)
     try:
@@ -195,7 +184,7 @@ def model_and_tokenizer(ckpt: dict, path: str | os.PathLike = "checkpoint") -> t
 
 def load_checkpoint(
     path: str | os.PathLike | None = None, device: str | torch.device = "cpu"
-) -> tuple[nn.Module, CharTokenizer]:
+) -> tuple[nn.Module, Tokenizer]:
     """(model in eval mode on `device`, tokenizer). path=None loads the shipped checkpoint."""
     path = shipped_checkpoint_path() if path is None else Path(path)
     model, tokenizer = model_and_tokenizer(read_checkpoint(path, "cpu"), path)

@@ -1,16 +1,34 @@
-"""`python -m gpt_from_scratch train|sample|eval`.
+"""`python -m gpt_from_scratch train|sample|eval|export`.
 
 Bad arguments and bad input end with exit code 2 and one line on stderr that
-starts with `error:`, never a traceback.
+starts with `error:`, never a traceback. Only the package's own error classes
+(and argparse's) count as bad input: any other exception is a bug and shows
+its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import re
 import sys
 from pathlib import Path
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
+from . import __version__
+from .bpe import TokenizerError
+from .checkpoint import TOKENIZER_KINDS, CheckpointError
+from .data import DataError
+from .hub import GPT2_REPOS
+from .model import ACTIVATIONS, NORMS, POSITIONS, GPTConfig
+from .train import PRESETS, ConfigError, TrainConfig
+
+PROG = "gpt_from_scratch"
+DTYPES = ("auto", "float32", "bfloat16", "float16")  # train.resolve_dtype's names (it keeps no list of them)
+TOKENIZERS = tuple(TOKENIZER_KINDS)  # "char", "bpe"
+GPT2_NAMES = tuple(GPT2_REPOS)
+DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+# The errors that mean "the user's input is wrong": one `error:` line and exit code 2.
+USER_ERRORS = (CheckpointError, ConfigError, DataError, TokenizerError)
 
 
 class CLIError(Exception):
@@ -21,122 +39,216 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse's own errors, as one line
         # self.prog is "gpt_from_scratch" or "gpt_from_scratch sample": name the subcommand once
         command = " ".join(self.prog.split()[1:])
-        hint = f"python -m gpt_from_scratch {command} --help".replace("  ", " ")
+        hint = f"python -m {PROG} {command} --help".replace("  ", " ")
         sys.stderr.write(f"error: {message} (see `{hint}`)\n")
         raise SystemExit(2)
 
 
-def _positive_int(name: str, minimum: int = 1):
+# --- argument types: argparse prefixes their messages with the flag ("argument --top-k: ...") -----
+
+
+def _whole(minimum: int = 1):
     def parse(s: str) -> int:
         try:
             v = int(s)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {s!r}") from None
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {s!r}") from None
         if v < minimum:
-            raise argparse.ArgumentTypeError(f"{name} must be >= {minimum}, got {v}")
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {v}")
         return v
 
     return parse
 
 
-def _number(name: str):
-    def parse(s: str) -> float:
-        try:
-            return float(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {s!r}") from None
+def _number(s: str) -> float:
+    try:
+        return float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {s!r}") from None
 
-    return parse
+
+def _device(s: str) -> str:
+    if not DEVICE_RE.fullmatch(s.strip().lower()):
+        raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda, cuda:N or mps, got {s!r}")
+    return s.strip().lower()
+
+
+def _epilog(*examples: str) -> str:
+    return "examples:\n" + "\n".join(f"  python -m {PROG} {e}" for e in examples)
+
+
+def _subparser(sub, name: str, help: str, examples: tuple[str, ...]) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".",
+                          epilog=_epilog(*examples), formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+CHECKPOINT_HELP = (f"a .pt file, a GPT-2 name ({', '.join(GPT2_NAMES)}) or a folder with a Hugging Face "
+                   "GPT-2 (config.json, model.safetensors, vocab.json, merges.txt); default: the shipped checkpoint")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="gpt_from_scratch", description="Train, sample and evaluate the gpt-from-scratch models.")
-    sub = p.add_subparsers(dest="command", parser_class=_Parser)
-
-    s = sub.add_parser("sample", help="generate text from a checkpoint (the shipped one by default)")
-    s.add_argument("--checkpoint", help="a .pt file, or gpt2 / gpt2-medium / gpt2-large / gpt2-xl; "
-                   "default: the shipped pretrained checkpoint")
-    s.add_argument("--prompt", default="", help="text to continue; empty starts from a newline")
-    s.add_argument("--max-new-tokens", type=int, default=500, help="tokens to generate (default 500)")
-    s.add_argument("--temperature", type=_number("temperature"), default=0.8,
-                   help="0 is greedy; higher is more adventurous (default 0.8)")
-    s.add_argument("--top-k", type=int, default=None, help="sample only from the k most likely characters")
-    s.add_argument("--top-p", type=_number("top-p"), default=None,
-                   help="sample only from the smallest set of characters holding this much probability")
-    s.add_argument("--seed", type=int, default=None, help="make the output reproducible")
-    s.add_argument("--num-samples", type=_positive_int("num-samples"), default=1)
-    s.add_argument("--device", choices=DEVICES, default="auto")
-    s.add_argument("--no-kv-cache", action="store_true", help="recompute the whole context at every step")
-    s.add_argument("--interactive", action="store_true", help="read prompts line by line until end of input")
-    s.add_argument("--output", help="also write the text to this file (a long run shows progress; Ctrl-C keeps it)")
-    s.add_argument("--threads", type=_positive_int("threads"),
-                   help="CPU threads (default 1: fastest for one-token steps, see README.md)")
-
-    t = sub.add_parser("train", help="train a model; writes ckpt.pt, best.pt, log.csv and loss.png")
-    t.add_argument("--preset", help="shakespeare-char (the default), cpu-tiny, tiny, small, medium, large; "
-                   "finetune (the default with --init-from)")
-    t.add_argument("--data", help="a text file to train on (default: Tiny Shakespeare)")
-    t.add_argument("--out-dir", help="where to write checkpoints and logs (default: out-PRESET)")
-    t.add_argument("--max-iters", type=_positive_int("max-iters", 0))
-    t.add_argument("--eval-interval", type=_positive_int("eval-interval"))
-    t.add_argument("--eval-iters", type=_positive_int("eval-iters"))
-    t.add_argument("--batch-size", type=_positive_int("batch-size"))
-    t.add_argument("--grad-accum", type=_positive_int("grad-accum"))
-    t.add_argument("--block-size", type=_positive_int("block-size"))
-    t.add_argument("--n-layer", type=_positive_int("n-layer"))
-    t.add_argument("--n-head", type=_positive_int("n-head"))
-    t.add_argument("--n-embd", type=_positive_int("n-embd"))
-    t.add_argument("--dropout", type=_number("dropout"))
-    t.add_argument("--norm", choices=("layernorm", "rmsnorm"))
-    t.add_argument("--activation", choices=("gelu", "gelu_tanh", "relu", "swiglu"))
-    t.add_argument("--pos", choices=("learned", "rope"), help="position information: learned embeddings or RoPE")
-    t.add_argument("--n-kv-head", type=_positive_int("n-kv-head"), help="key/value heads (grouped-query attention)")
-    t.add_argument("--mlp-hidden", type=_positive_int("mlp-hidden"), help="the MLP's hidden width (default 4 x n-embd)")
-    t.add_argument("--tokenizer", choices=("char", "bpe"), help="characters (default) or byte-level BPE")
-    t.add_argument("--vocab-size", type=_positive_int("vocab-size", 257), help="BPE vocabulary size (default 512)")
-    t.add_argument("--init-from", help="fine-tune: start from this checkpoint's weights and tokenizer")
-    t.add_argument("--gradient-checkpointing", action="store_true", default=None,
-                   help="recompute activations in the backward pass: less memory, slower")
-    t.add_argument("--learning-rate", type=_number("learning-rate"))
-    t.add_argument("--min-lr", type=_number("min-lr"))
-    t.add_argument("--warmup-iters", type=_positive_int("warmup-iters", 0))
-    t.add_argument("--lr-decay-iters", type=_positive_int("lr-decay-iters"))
-    t.add_argument("--weight-decay", type=_number("weight-decay"))
-    t.add_argument("--device", choices=DEVICES, default=None)
-    t.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default=None)
-    t.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="torch.compile the model (off by default)")
-    t.add_argument("--seed", type=int)
-    t.add_argument("--resume", action="store_true", help="continue from OUT_DIR/ckpt.pt")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-    e = sub.add_parser("eval", help="mean loss over a whole split, in non-overlapping windows")
-    e.add_argument("--checkpoint", help="a .pt file, or gpt2 (and its larger sizes); default: the shipped checkpoint")
-    e.add_argument("--data", help="a text file (default: Tiny Shakespeare)")
-    e.add_argument("--split", choices=("val", "train"), default="val")
-    e.add_argument("--device", choices=DEVICES, default="auto")
-    e.add_argument("--batch-size", type=_positive_int("batch-size"), default=32)
-
-    x = sub.add_parser("export", help="write a small, weights-only copy of a checkpoint for sharing")
-    x.add_argument("--checkpoint", required=True, help="a training checkpoint, e.g. out-cpu-tiny/best.pt")
-    x.add_argument("--out", required=True, help="the file to write")
-    x.add_argument("--half", action="store_true", help="store the weights in float16 (half the size)")
+    """The whole command line: one subparser per command, every flag with its help."""
+    p = _Parser(prog=PROG, description="Train, sample and evaluate the gpt-from-scratch models.",
+                epilog=_epilog("sample --prompt 'ROMEO:'", "train --preset cpu-tiny", "eval"),
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}",
+                   help="print the package's version and exit")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    _add_sample(sub)
+    _add_train(sub)
+    _add_eval(sub)
+    _add_export(sub)
     return p
 
 
-# --- sample ---------------------------------------------------------------------
+def _add_sample(sub) -> None:
+    s = _subparser(sub, "sample", "generate text from a checkpoint (the shipped one by default)", (
+        "sample --prompt 'ROMEO:' --max-new-tokens 200 --seed 1",
+        "sample --checkpoint out-cpu-tiny/best.pt --temperature 0.6 --top-k 20",
+        "sample --checkpoint gpt2 --prompt 'Hello, my name is' --top-p 0.9",
+        "sample --interactive < prompts.txt",
+        "sample --max-new-tokens 10000 --output long.txt"))
+    s.add_argument("--checkpoint", metavar="PATH_OR_NAME", help=CHECKPOINT_HELP)
+    s.add_argument("--device", type=_device, default="auto", metavar="NAME", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    g = s.add_argument_group("what to generate")
+    g.add_argument("--prompt", default="", metavar="TEXT", help="text to continue; empty starts from a newline")
+    g.add_argument("--max-new-tokens", type=_whole(0), default=500, metavar="N", help="tokens to generate (default %(default)s)")
+    g.add_argument("--num-samples", type=_whole(1), default=1, metavar="N",
+                   help="independent continuations of the prompt, printed one after another (default 1)")
+    g.add_argument("--interactive", action="store_true", help="read prompts line by line from stdin until its end")
+    g.add_argument("--output", metavar="FILE", help="also write the text to this file (a long run shows progress; Ctrl-C keeps it)")
+    g = s.add_argument_group("how to sample")
+    g.add_argument("--temperature", type=_number, default=0.8, metavar="T",
+                   help="0 is greedy; higher is more adventurous (default %(default)s)")
+    g.add_argument("--top-k", type=int, default=None, metavar="K", help="sample only from the k most likely tokens")
+    g.add_argument("--top-p", type=_number, default=None, metavar="P",
+                   help="sample only from the smallest set of tokens holding this much probability")
+    g.add_argument("--seed", type=int, default=None, metavar="N", help="make the output reproducible (default: a random seed)")
+    g.add_argument("--no-kv-cache", action="store_true",
+                   help="recompute the whole context at every step (slower; the same tokens)")
+    g.add_argument("--threads", type=_whole(1), metavar="N",
+                   help="CPU threads (default 1: the fastest for one token at a time, up to GPT-2's size at least; "
+                        "see benchmarks/README.md)")
 
-GPT2_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
+
+# `train` flags, by group: (flag, TrainConfig or GPTConfig field, argparse keywords, help).
+# A flag left out keeps the preset's value; a model field changes the preset's GPTConfig.
+_TRAIN_GROUPS = {
+    "what to train": [
+        ("--data", "data", {"metavar": "FILE"}, "a UTF-8 text file to train on (default: Tiny Shakespeare)"),
+        ("--out-dir", "out_dir", {"metavar": "DIR"}, "where to write ckpt.pt, best.pt, log.csv and loss.png (default: out-PRESET)"),
+        ("--init-from", "init_from", {"metavar": "CHECKPOINT"}, "fine-tune: start from this checkpoint's weights and tokenizer"),
+    ],
+    "the model (default: the preset's; with --init-from, the checkpoint's)": [
+        ("--n-layer", "n_layer", {"type": _whole(1), "metavar": "N"}, "transformer blocks"),
+        ("--n-head", "n_head", {"type": _whole(1), "metavar": "N"}, "attention heads per block (n-embd must divide by it)"),
+        ("--n-embd", "n_embd", {"type": _whole(1), "metavar": "N"}, "width of the residual stream"),
+        ("--n-kv-head", "n_kv_head", {"type": _whole(1), "metavar": "N"},
+         "key/value heads, a divisor of n-head: fewer than n-head is grouped-query attention"),
+        ("--mlp-hidden", "mlp_hidden", {"type": _whole(1), "metavar": "N"}, "the MLP's hidden width (default 4 x n-embd)"),
+        ("--norm", "norm", {"choices": NORMS}, "the normalisation layers"),
+        ("--activation", "activation", {"choices": ACTIVATIONS}, "the MLP's activation"),
+        ("--pos", "pos", {"choices": POSITIONS}, "position information: learned embeddings or rotary (RoPE)"),
+        ("--dropout", "dropout", {"type": _number, "metavar": "X"}, "dropout probability in [0, 1); may change with --init-from"),
+        ("--block-size", "block_size", {"type": _whole(1), "metavar": "N"},
+         "context length in tokens; with --init-from, the training window (at most the model's context)"),
+        ("--tokenizer", "tokenizer", {"choices": TOKENIZERS},
+         "characters (default) or byte-level BPE trained on the training split"),
+        ("--vocab-size", "bpe_vocab_size", {"type": _whole(257), "metavar": "N"}, "the BPE vocabulary size (default 512)"),
+    ],
+    "optimisation": [
+        ("--max-iters", "max_iters", {"type": _whole(0), "metavar": "N"}, "optimizer steps"),
+        ("--batch-size", "batch_size", {"type": _whole(1), "metavar": "N"}, "sequences per micro-step"),
+        ("--grad-accum", "grad_accum", {"type": _whole(1), "metavar": "N"}, "micro-steps per optimizer step"),
+        ("--learning-rate", "learning_rate", {"type": _number, "metavar": "X"}, "the peak learning rate, after warm-up"),
+        ("--min-lr", "min_lr", {"type": _number, "metavar": "X"}, "the learning rate at the end of the cosine decay"),
+        ("--warmup-iters", "warmup_iters", {"type": _whole(0), "metavar": "N"}, "steps of linear warm-up"),
+        ("--lr-decay-iters", "lr_decay_iters", {"type": _whole(1), "metavar": "N"}, "steps of cosine decay (default: max-iters)"),
+        ("--weight-decay", "weight_decay", {"type": _number, "metavar": "X"}, "AdamW's weight decay, on matrices only"),
+        ("--gradient-checkpointing", "gradient_checkpointing", {"action": "store_true", "default": None},
+         "recompute activations in the backward pass: less memory, slower"),
+    ],
+    "evaluation": [
+        ("--eval-interval", "eval_interval", {"type": _whole(1), "metavar": "N"},
+         "steps between evaluations (and checkpoints)"),
+        ("--eval-iters", "eval_iters", {"type": _whole(1), "metavar": "N"}, "batches averaged per loss estimate"),
+    ],
+    "system": [
+        ("--device", "device", {"type": _device, "metavar": "NAME"}, "auto, cpu, cuda, cuda:N or mps (default auto)"),
+        ("--dtype", "dtype", {"choices": DTYPES},
+         "auto is bfloat16 on recent GPUs, float16 on older ones, float32 on CPU and MPS"),
+        ("--compile", "compile", {"action": argparse.BooleanOptionalAction, "default": None},
+         "torch.compile the model (off by default; one line says so where it cannot)"),
+        ("--seed", "seed", {"type": int, "metavar": "N"}, "seed of the weights' initialisation and the batches"),
+    ],
+}
+_CONFIG_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} | {f.name for f in dataclasses.fields(GPTConfig)}
+_TRAIN_FIELDS = tuple(field for flags in _TRAIN_GROUPS.values() for _, field, _, _ in flags)
+# Flags that set the model's shape, which a fine-tuned checkpoint decides: GPTConfig's fields, but not
+# dropout, and not block_size, which with --init-from sets the training window (TrainConfig.train_window).
+_MODEL_FLAGS = {f.name for f in dataclasses.fields(GPTConfig)} - {"dropout", "block_size"}
+assert set(_TRAIN_FIELDS) <= _CONFIG_FIELDS, set(_TRAIN_FIELDS) - _CONFIG_FIELDS
+
+
+def _add_train(sub) -> None:
+    t = _subparser(sub, "train", "train a model; writes ckpt.pt, best.pt, log.csv and loss.png", (
+        "train --preset cpu-tiny",
+        "train --preset cpu-tiny --norm rmsnorm --activation swiglu --pos rope --n-kv-head 2",
+        "train --preset cpu-tiny --tokenizer bpe --vocab-size 512",
+        "train --preset cpu-tiny --resume",
+        "train --init-from checkpoints/cpu-tiny.pt --data my_text.txt --out-dir out-mine",
+        "train --preset shakespeare-char --device cuda:1 --compile"))
+    t.add_argument("--preset", choices=tuple(PRESETS),
+                   help="a named recipe: model, optimiser and evaluation settings that the flags below change "
+                        "(default shakespeare-char; finetune with --init-from)")
+    t.add_argument("--resume", action="store_true", help="continue from DIR/ckpt.pt (DIR: --out-dir)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    for title, flags in _TRAIN_GROUPS.items():
+        g = t.add_argument_group(title)
+        for flag, field, kwargs, help in flags:
+            g.add_argument(flag, dest=field, help=help, **kwargs)
+
+
+def _add_eval(sub) -> None:
+    e = _subparser(sub, "eval", "mean loss over a whole split, in non-overlapping windows", (
+        "eval", "eval --checkpoint out-cpu-tiny/best.pt --split train", "eval --checkpoint gpt2 --data my_text.txt"))
+    e.add_argument("--checkpoint", metavar="PATH_OR_NAME", help=CHECKPOINT_HELP)
+    e.add_argument("--data", metavar="FILE", help="a UTF-8 text file (default: Tiny Shakespeare)")
+    e.add_argument("--split", choices=("val", "train"), default="val",
+                   help="which part of the text: the checkpoint's own split fraction (default val)")
+    e.add_argument("--device", type=_device, default="auto", metavar="NAME", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    e.add_argument("--batch-size", type=_whole(1), default=32, metavar="N", help="windows per forward pass (default 32)")
+
+
+def _add_export(sub) -> None:
+    x = _subparser(sub, "export", "write a small, weights-only copy of a checkpoint for sharing", (
+        "export --checkpoint out-cpu-tiny/best.pt --out cpu-tiny.pt --half",))
+    x.add_argument("--checkpoint", required=True, metavar="PATH", help="a training checkpoint, e.g. out-cpu-tiny/best.pt")
+    x.add_argument("--out", required=True, metavar="FILE", help="the file to write")
+    x.add_argument("--half", action="store_true", help="store the weights in float16 (half the size)")
+
+
+# --- loading a model --------------------------------------------------------------
+
+
+def is_gpt2(checkpoint: str | None) -> bool:
+    """OpenAI's GPT-2 by name, or a folder in Hugging Face's layout (read by pretrained.py)."""
+    return checkpoint is not None and (checkpoint in GPT2_NAMES or Path(checkpoint).expanduser().is_dir())
 
 
 def load_for_cli(checkpoint: str | None, device) -> tuple:
-    """(model, tokenizer, description): a .pt file, the shipped checkpoint, or OpenAI's GPT-2 by name."""
-    if checkpoint in GPT2_NAMES:
+    """(model, tokenizer, description): a .pt file, the shipped checkpoint, or GPT-2 by name or folder."""
+    folder = Path(checkpoint or "").expanduser()
+    if checkpoint and (folder / "best.pt").is_file() and not (folder / "config.json").is_file():
+        raise CLIError(f"--checkpoint {checkpoint} is a training run's folder; pass a file in it, "
+                       f"such as {folder / 'best.pt'}")
+    if is_gpt2(checkpoint):
         from .bpe import BPETokenizer
         from .model import GPT
 
         model = GPT.from_pretrained(checkpoint).to(device)
-        return model, BPETokenizer.from_pretrained(checkpoint), f"OpenAI's {checkpoint}"
+        where = f"OpenAI's {checkpoint}" if checkpoint in GPT2_NAMES else checkpoint
+        return model, BPETokenizer.from_pretrained(checkpoint), where
     from .checkpoint import load_checkpoint, shipped_checkpoint_path
 
     path = checkpoint or shipped_checkpoint_path()
@@ -144,8 +256,40 @@ def load_for_cli(checkpoint: str | None, device) -> tuple:
     return model, tokenizer, str(path)
 
 
+def _get_device(name: str):
+    from .device import get_device
+
+    try:
+        return get_device(name, verbose=False)  # stderr holds only notes and errors
+    except ValueError as e:  # a device this machine does not have
+        raise CLIError(str(e)) from None
+
+
+# --- sample ---------------------------------------------------------------------
+
+
+# One CPU thread unless --threads says otherwise, at every model size. Measured with
+# benchmarks/sample_threads.py (benchmarks/README.md) on the 2-core machine that builds the course: one
+# token at a time is a chain of small operations, and 2 threads were never faster than 1, from cpu-tiny
+# (0.8M) to GPT-2 124M's shape (28 against 21 tokens/s at best); when anything else ran on the machine,
+# 2 threads were 5-9x slower (they wait for each other).
+SAMPLE_THREADS = 1
+
+
+def _check_sampling(args) -> None:
+    from .generate import check_sampling_args
+
+    try:
+        check_sampling_args(args.temperature, args.top_k, args.top_p, args.max_new_tokens)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+
+
 def _encode_prompt(tokenizer, prompt: str, block_size: int) -> list[int]:
-    ids = tokenizer.encode(prompt or "\n")
+    try:
+        ids = tokenizer.encode(prompt or "\n")
+    except ValueError as e:  # characters outside a character-level vocabulary
+        raise CLIError(f"--prompt: {e}") from None
     if len(ids) > block_size:
         print(f"note: the prompt has {len(ids)} tokens; the model sees only the last {block_size}",
               file=sys.stderr)
@@ -203,33 +347,34 @@ def _stream(model, tokenizer, idx, prompt: str, args, opts, outputs) -> int:
     return written
 
 
-def cmd_sample(args) -> int:
-    import torch
-
-    from .device import get_device
-    from .generate import check_sampling_args, generate
-
-    check_sampling_args(args.temperature, args.top_k, args.top_p, args.max_new_tokens)
-    device = get_device(args.device, verbose=False)  # stderr holds only notes and errors
-    if device.type == "cpu":
-        # One token at a time is a chain of small operations: extra threads mostly wait for each
-        # other, and on a busy 2-core machine 2 threads were 4-20x slower than 1 (README.md).
-        torch.set_num_threads(args.threads or 1)
-    model, tokenizer, where = load_for_cli(args.checkpoint, device)
-    loaded = f"loaded {where} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, " \
-             f"context {model.block_size})"
-    seed = args.seed if args.seed is not None else int(torch.randint(0, 2**31 - 1, (1,)).item())
-    generator = torch.Generator().manual_seed(seed)
-    opts = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                use_kv_cache=not args.no_kv_cache, generator=generator)
+def _open_outputs(args) -> list:
     outputs = [sys.stdout]
     if args.output:
         try:
             Path(args.output).parent.mkdir(parents=True, exist_ok=True)
             outputs.append(open(args.output, "w", encoding="utf-8"))
         except OSError as e:
-            raise CLIError(f"cannot write {args.output} ({e.strerror or e}); check the path") from None
+            raise CLIError(f"--output: cannot write {args.output} ({e.strerror or e}); check the path") from None
+    return outputs
 
+
+def cmd_sample(args) -> int:
+    import torch
+
+    from .generate import generate
+
+    _check_sampling(args)
+    device = _get_device(args.device)
+    model, tokenizer, where = load_for_cli(args.checkpoint, device)
+    if device.type == "cpu":
+        torch.set_num_threads(args.threads or SAMPLE_THREADS)
+    loaded = f"loaded {where} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, " \
+             f"context {model.block_size})"
+    seed = args.seed if args.seed is not None else int(torch.randint(0, 2**31 - 1, (1,)).item())
+    generator = torch.Generator().manual_seed(seed)
+    opts = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                use_kv_cache=not args.no_kv_cache, generator=generator)
+    outputs = _open_outputs(args)
     announced = False
 
     def run(prompt: str) -> None:
@@ -278,7 +423,7 @@ def _sample_loop(run, args) -> int:
             break
         try:
             run(line.rstrip("\r\n"))
-        except ValueError as e:  # one bad prompt does not end the session
+        except CLIError as e:  # one bad prompt does not end the session
             print(f"error: {e}", file=sys.stderr)
             status = 2
     return status
@@ -286,17 +431,11 @@ def _sample_loop(run, args) -> int:
 
 # --- train ------------------------------------------------------------------------
 
-# `train` flags that override a preset's TrainConfig field of the same name
-_TRAIN_FIELDS = (
-    "data", "out_dir", "max_iters", "eval_interval", "eval_iters", "batch_size", "grad_accum",
-    "block_size", "n_layer", "n_head", "n_embd", "dropout", "norm", "activation", "pos", "n_kv_head", "mlp_hidden",
-    "tokenizer", "vocab_size", "init_from", "gradient_checkpointing", "learning_rate", "min_lr",
-    "warmup_iters", "lr_decay_iters", "weight_decay", "device", "dtype", "compile", "seed",
-)
 
-
-# model flags that a fine-tuned checkpoint decides (dropout and the training window may still change)
-_MODEL_FLAGS = {"n_layer", "n_head", "n_embd", "norm", "activation", "pos", "n_kv_head", "mlp_hidden"}
+def _is_gpu_recipe(cfg: TrainConfig) -> bool:
+    """More than about 2M weights in the blocks: hours of training on a CPU (cpu-tiny has 0.8M)."""
+    m = cfg.model
+    return m is not None and 12 * m.n_layer * m.n_embd**2 > 2e6
 
 
 def cmd_train(args) -> int:
@@ -315,11 +454,13 @@ def cmd_train(args) -> int:
     shape = sorted(set(changes) & _MODEL_FLAGS)
     if args.init_from and shape:
         raise CLIError(f"--init-from takes the model's shape from the checkpoint; drop --{shape[0].replace('_', '-')}")
+    if args.init_from and "block_size" in changes:  # the checkpoint's context stays; train on shorter windows
+        changes["train_window"] = changes.pop("block_size")
     changes.setdefault("out_dir", f"out-{preset}")
     cfg = cfg.replace(**changes, resume=args.resume, progress=not args.no_progress)
     text = load_text(cfg.data)  # bad files end here, with one error line, before anything is printed
     gpu = torch.cuda.is_available() or mps_available()
-    if preset not in ("cpu-tiny", "finetune") and cfg.device in ("auto", "cpu") and not gpu and args.max_iters is None:
+    if _is_gpu_recipe(cfg) and cfg.device in ("auto", "cpu") and not gpu and args.max_iters is None:
         print(f"note: --preset {preset} is a GPU recipe and takes many hours on a CPU; "
               "--preset cpu-tiny trains in minutes", file=sys.stderr)
     result = train(cfg, text=text)
@@ -334,12 +475,11 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     from .checkpoint import model_and_tokenizer, read_checkpoint, shipped_checkpoint_path
     from .data import load_text, train_val_split
-    from .device import get_device
     from .train import evaluate_text
 
-    device = get_device(args.device, verbose=False)  # stderr holds only notes and errors
+    device = _get_device(args.device)
     train_frac = 0.9
-    if args.checkpoint in GPT2_NAMES:
+    if is_gpt2(args.checkpoint):
         model, tokenizer, _ = load_for_cli(args.checkpoint, device)
     else:  # read once: the weights, and the split the model was trained on
         path = args.checkpoint or shipped_checkpoint_path()
@@ -349,6 +489,10 @@ def cmd_eval(args) -> int:
         train_frac = float(ckpt.get("train_config", {}).get("train_frac", 0.9))
     train_text, val_text = train_val_split(load_text(args.data), train_frac)
     text = val_text if args.split == "val" else train_text
+    try:  # each distinct character once: cheap, and a character vocabulary names what it lacks
+        tokenizer.encode("".join(sorted(set(text))))
+    except ValueError as e:
+        raise CLIError(f"--data: {e}; evaluate on a text this checkpoint's tokenizer can read") from None
     r = evaluate_text(model, tokenizer, text, batch_size=args.batch_size, device=device,
                       progress=sys.stderr.isatty())
     print(f"{args.split}_loss {r['loss_per_token']:.4f}")
@@ -364,22 +508,46 @@ def cmd_export(args) -> int:
     return 0
 
 
+# --- the entry point ---------------------------------------------------------------
+
+
+def flag_names(message: str, parser: argparse.ArgumentParser) -> str:
+    """The package's messages name Python parameters (max_iters, top_k); the user typed flags (--max-iters).
+    A name with an underscore is a parameter wherever it stands (not inside a path such as out_dir/x.pt);
+    a plain word (temperature, dropout) only where it is the subject of "must"."""
+    flags = {a.dest: a.option_strings[-1] for a in parser._actions
+             if a.option_strings and a.option_strings[-1].startswith("--") and a.dest != "help"}
+    if "block_size" in flags:  # with --init-from, --block-size sets TrainConfig.train_window
+        flags["train_window"] = flags["block_size"]
+    if not flags:
+        return message
+    names = "|".join(sorted(map(re.escape, flags), key=len, reverse=True))
+    pattern = rf"(?<![\w\-/.])({names})\b(?![/.]\w)(?=(\s+must\b)?)"
+
+    def flag(m: re.Match) -> str:
+        name = m.group(1)
+        return flags[name] if "_" in name or m.group(2) else name
+
+    return re.sub(pattern, flag, message)
+
+
+def _subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices[name]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    from .bpe import TokenizerError
-    from .checkpoint import CheckpointError
-    from .data import DataError
-
     commands = {"sample": cmd_sample, "train": cmd_train, "eval": cmd_eval, "export": cmd_export}
     try:
         return commands[args.command](args)
-    except (CLIError, CheckpointError, DataError, TokenizerError, ValueError) as e:
+    except (CLIError, *USER_ERRORS) as e:
         msg = " ".join(str(e).split()) or type(e).__name__
-        print(f"error: {msg}", file=sys.stderr)
+        print(f"error: {flag_names(msg, _subcommand(parser, args.command))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("", file=sys.stderr)

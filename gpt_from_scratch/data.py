@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -26,6 +25,8 @@ from typing import Optional, Sequence, Tuple, TypeVar, Union
 import numpy as np
 import torch
 
+from .bpe import BPETokenizer
+from .files import atomic_write
 from .tokenizer import CharTokenizer
 
 __all__ = [
@@ -40,7 +41,6 @@ __all__ = [
     "cache_path",
     "download_text",
     "load_text",
-    "sha256_file",
     "encode_text",
     "train_val_split",
     "get_batch",
@@ -90,14 +90,6 @@ def cache_path(directory: Optional[PathLike] = None) -> Path:
     return Path(directory) / DATA_FILENAME if directory is not None else cache_dir() / DATA_FILENAME
 
 
-def sha256_file(path: PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 # --------------------------------------------------------------------------- #
 # Download
 # --------------------------------------------------------------------------- #
@@ -106,6 +98,27 @@ def _offline_error(url: str, reason: object) -> DataError:
         f"could not download the training text from {url} ({reason}); "
         f"connect to the internet, or set {DATA_ENV}=/path/to/tinyshakespeare.txt"
     )
+
+
+def _fetch(url: str, f, timeout: float) -> str:
+    """Stream `url` into the open file `f`; its sha256. Network failures become one-line DataErrors."""
+    h = hashlib.sha256()
+    try:
+        req = urllib.request.Request(url, headers={"User-Agent": "gpt-from-scratch"})
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            for chunk in iter(lambda: resp.read(1 << 16), b""):
+                h.update(chunk)
+                f.write(chunk)
+    except urllib.error.HTTPError as e:
+        raise DataError(
+            f"downloading {url} failed with HTTP {e.code} {e.reason}; "
+            f"download the file yourself and set {DATA_ENV}=/path/to/it"
+        ) from None
+    except urllib.error.URLError as e:
+        raise _offline_error(url, e.reason) from None
+    except (OSError, ValueError) as e:  # timeouts, resets, bad URLs
+        raise _offline_error(url, e) from None
+    return h.hexdigest()
 
 
 def download_text(
@@ -117,70 +130,25 @@ def download_text(
 ) -> Path:
     """Download ``url`` to ``dest`` atomically and return ``dest``.
 
-    The bytes go to a temporary file in the same directory, are checked against
-    ``sha256`` (skipped when ``None``), fsynced, then renamed into place. On any
-    failure nothing is left behind and ``DataError`` is raised.
+    The bytes are checked against ``sha256`` (skipped when ``None``) before
+    they replace ``dest`` (files.atomic_write). On any failure nothing is
+    left behind and ``DataError`` is raised.
     """
     dest = Path(dest) if dest is not None else cache_path()
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DataError(
-            f"cannot create the data directory {dest.parent} ({e.strerror or e}); "
-            f"set {DATA_ENV}=/path/to/tinyshakespeare.txt"
-        ) from None
     if not quiet:
         print(f"Downloading Tiny Shakespeare from {url} to {dest}", file=sys.stderr, flush=True)
-
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    except OSError as e:
-        raise DataError(
-            f"cannot write to {dest.parent} ({e.strerror or e}); "
-            f"set {DATA_ENV}=/path/to/tinyshakespeare.txt"
-        ) from None
-    tmp = Path(tmp_name)
-    try:
-        h = hashlib.sha256()
-        with os.fdopen(fd, "wb") as f:
-            try:
-                req = urllib.request.Request(url, headers={"User-Agent": "gpt-from-scratch"})
-                with urllib.request.urlopen(req, timeout=timeout) as resp:
-                    for chunk in iter(lambda: resp.read(1 << 16), b""):
-                        h.update(chunk)
-                        f.write(chunk)
-            except urllib.error.HTTPError as e:
+        with atomic_write(dest) as f:
+            digest = _fetch(url, f, timeout)
+            if sha256 is not None and digest != sha256.lower():
                 raise DataError(
-                    f"downloading {url} failed with HTTP {e.code} {e.reason}; "
-                    f"download the file yourself and set {DATA_ENV}=/path/to/it"
-                ) from None
-            except urllib.error.URLError as e:
-                raise _offline_error(url, e.reason) from None
-            except (OSError, ValueError) as e:  # timeouts, resets, bad URLs
-                raise _offline_error(url, e) from None
-            f.flush()
-            os.fsync(f.fileno())
-        digest = h.hexdigest()
-        if sha256 is not None and digest != sha256.lower():
-            raise DataError(
-                f"the file downloaded from {url} has sha256 {digest}, expected {sha256}; "
-                f"try again later, or set {DATA_ENV} to a good copy"
-            )
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename durable; best effort (not possible on Windows)
-        dir_fd = os.open(dest.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
+                    f"the file downloaded from {url} has sha256 {digest}, expected {sha256}; "
+                    f"try again later, or set {DATA_ENV} to a good copy"
+                )
+    except OSError as e:  # the folder cannot be created or written
+        raise DataError(
+            f"cannot write to {dest.parent} ({e.strerror or e}); set {DATA_ENV}=/path/to/tinyshakespeare.txt"
+        ) from None
     return dest
 
 
@@ -273,14 +241,15 @@ def encode_text(text: str, tokenizer) -> torch.Tensor:
     if not isinstance(tokenizer, CharTokenizer):
         return torch.tensor(tokenizer.encode(text), dtype=torch.long)
     codepoints = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    vocab = np.array([ord(c) for c in tokenizer.chars], dtype=np.uint32)  # sorted
-    ids = np.searchsorted(vocab, codepoints)
-    ok = ids < len(vocab)
-    ok[ok] = vocab[ids[ok]] == codepoints[ok]
+    vocab = np.array([ord(tokenizer.itos[i]) for i in range(tokenizer.vocab_size)], dtype=np.uint32)  # by id
+    order = np.argsort(vocab)  # ids by code point, to look each character up with a binary search
+    pos = np.searchsorted(vocab[order], codepoints)
+    ok = pos < len(vocab)
+    ok[ok] = vocab[order[pos[ok]]] == codepoints[ok]
     if not ok.all():
         tokenizer.encode(text)  # raises ValueError naming the unknown characters
         raise ValueError("text contains characters not in the vocabulary")  # pragma: no cover
-    return torch.from_numpy(ids.astype(np.int64))
+    return torch.from_numpy(order[pos].astype(np.int64))
 
 
 def train_val_split(data: Sequence[T], train_frac: float = 0.9) -> Tuple[Sequence[T], Sequence[T]]:
@@ -347,8 +316,6 @@ def make_tokenizer(kind: str, text: str, train_frac: float = 0.9, vocab_size: in
     if kind == "char":
         return CharTokenizer.from_text(text)
     if kind == "bpe":
-        from .bpe import BPETokenizer
-
         train_text, _ = train_val_split(text, train_frac)
         log(f"training a BPE tokenizer with {vocab_size:,} tokens on {len(train_text):,} characters")
         return BPETokenizer.train(train_text, vocab_size)

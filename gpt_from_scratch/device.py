@@ -45,6 +45,42 @@ def describe_device(device: torch.device) -> str:
     return str(device)
 
 
+def _requested_device(pref: str, preference) -> torch.device:
+    """The device an explicit name asks for, when this machine has it; else ValueError naming what to use."""
+    try:
+        device = torch.device(pref)
+    except (RuntimeError, ValueError):
+        raise ValueError(
+            f"unknown device {preference!r}; use auto, cpu, cuda, cuda:N or mps"
+        ) from None
+    if device.type == "cpu":
+        device = torch.device("cpu")
+    elif device.type == "cuda":
+        if not _cuda_available():
+            raise ValueError(
+                f"device {pref!r} was requested but CUDA is not available; "
+                "use --device auto or cpu"
+            )
+        if device.index is not None:
+            count = torch.cuda.device_count()
+            if device.index >= count:
+                raise ValueError(
+                    f"device {pref!r} was requested but only {count} CUDA "
+                    f"device(s) exist; use cuda:0..cuda:{max(count - 1, 0)} or auto"
+                )
+    elif device.type == "mps":
+        if not mps_available():
+            raise ValueError(
+                f"device {pref!r} was requested but MPS (Apple GPU) is not "
+                "available; use --device auto or cpu"
+            )
+    else:
+        raise ValueError(
+            f"unknown device {preference!r}; use auto, cpu, cuda, cuda:N or mps"
+        )
+    return device
+
+
 def get_device(
     preference: Union[str, torch.device, None] = "auto",
     verbose: bool = True,
@@ -75,37 +111,7 @@ def get_device(
         else:
             device = torch.device("cpu")
     else:
-        try:
-            device = torch.device(pref)
-        except (RuntimeError, ValueError):
-            raise ValueError(
-                f"unknown device {preference!r}; use auto, cpu, cuda, cuda:N or mps"
-            ) from None
-        if device.type == "cpu":
-            device = torch.device("cpu")
-        elif device.type == "cuda":
-            if not _cuda_available():
-                raise ValueError(
-                    f"device {pref!r} was requested but CUDA is not available; "
-                    "use --device auto or cpu"
-                )
-            if device.index is not None:
-                count = torch.cuda.device_count()
-                if device.index >= count:
-                    raise ValueError(
-                        f"device {pref!r} was requested but only {count} CUDA "
-                        f"device(s) exist; use cuda:0..cuda:{max(count - 1, 0)} or auto"
-                    )
-        elif device.type == "mps":
-            if not mps_available():
-                raise ValueError(
-                    f"device {pref!r} was requested but MPS (Apple GPU) is not "
-                    "available; use --device auto or cpu"
-                )
-        else:
-            raise ValueError(
-                f"unknown device {preference!r}; use auto, cpu, cuda, cuda:N or mps"
-            )
+        device = _requested_device(pref, preference)
 
     if verbose:
         print(f"device: {describe_device(device)}", file=file if file is not None else sys.stdout)

@@ -17,6 +17,17 @@ import torch
 import torch.nn as nn
 
 
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain model inside DistributedDataParallel and torch.compile wrappers."""
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, nn.Module):
+            model = model.module  # DistributedDataParallel
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod  # torch.compile
+        else:
+            return model
+
+
 @dataclass
 class Distributed:
     enabled: bool = False

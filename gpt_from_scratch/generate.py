@@ -16,7 +16,7 @@ model's positions:
   tokens. Between jumps the KV cache appends one token at a time; at a jump it
   is re-filled from the new window, so every token keeps the position it had
   when its keys and values were computed.
-- Relative positions (`model.relative_positions`, the GPT with RoPE): scores
+- A sliding window (`model.sliding_window`, the GPT with RoPE): scores
   depend only on the distance between two tokens, so the cache is never
   re-filled: once full it rolls, dropping its oldest position as it appends
   the new one. Its keys stay rotated by their absolute positions, and a query
@@ -123,9 +123,16 @@ def window_stride(block_size: int) -> int:
     return max(1, block_size // 4)
 
 
-def window_start(length: int, prompt_length: int, block_size: int) -> int:
-    """First index of the context window (learned positions) when the sequence has `length` tokens."""
+def window_start(length: int, prompt_length: int, block_size: int, sliding_window: bool = False) -> int:
+    """First index of the context the model is given when the sequence has `length` tokens.
+
+    Both generation paths ask this one function. Without a sliding window it
+    jumps by window_stride once full. With one it stays where the cache began
+    (the prompt's last block_size tokens): the model slides by itself.
+    """
     start = max(0, prompt_length - block_size)
+    if sliding_window:
+        return start
     overflow = length - start - block_size
     if overflow > 0:
         stride = window_stride(block_size)
@@ -161,7 +168,7 @@ def iter_generate(
     if idx.dim() != 2 or idx.size(1) == 0:
         raise ValueError("idx must be a (batch, time) tensor with at least one token")
     use_cache = use_kv_cache and hasattr(model, "new_kv_cache")
-    rolling = bool(getattr(model, "relative_positions", False))
+    sliding_window = bool(getattr(model, "sliding_window", False))
     block_size = model.block_size
     prompt_length = idx.size(1)
     was_training = model.training
@@ -169,10 +176,7 @@ def iter_generate(
     try:
         cache, cache_start = None, -1
         for _ in range(max_new_tokens):
-            if rolling:  # everything since the cache's first window (see the module docstring)
-                start = max(0, prompt_length - block_size)
-            else:
-                start = window_start(idx.size(1), prompt_length, block_size)
+            start = window_start(idx.size(1), prompt_length, block_size, sliding_window)
             if not use_cache:
                 logits = _recomputed_logits(model, idx[:, start:])
             elif cache is None or start != cache_start:  # first step, or the window jumped: re-fill
@@ -216,7 +220,7 @@ class GenerationMixin:
       `forward_cached(idx, cache)` -> (B, vocab_size): feed the new tokens idx
       (B, T) after those already in the cache (which advances by T) and return
       the logits after the last one. Without these, use_kv_cache does nothing.
-    - optionally `relative_positions` (bool, default False): True when
+    - optionally `sliding_window` (bool, default False): True when
       attention depends only on distances (RoPE). The cache is then never
       re-filled and must roll (drop its oldest position when full), and
       `next_token_logits` must take any length: all the text since the

@@ -1,10 +1,10 @@
-"""The full GPT: the teaching pieces of attention.py, fused for speed.
+"""The full GPT: the teaching pieces of teaching.py, fused for speed.
 
 One qkv projection instead of three per head, PyTorch's
 scaled_dot_product_attention instead of an explicit (T, T) matrix, GELU, tied
 input/output embeddings and GPT-2 initialisation. With bias=True,
 activation="relu" and dropout=0 a block computes exactly what the teaching
-`attention.Block` computes (`copy_block_weights` copies the weights across).
+`teaching.Block` computes (`copy_block_weights` copies the weights across).
 
 GPTConfig's defaults are nanoGPT's shakespeare-char block: GPT-2's layout
 without biases (GPT-2 itself is bias=True, activation="gelu_tanh", see
@@ -27,19 +27,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
+from typing import Callable, ClassVar
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint
 
-from .attention import Block
+from .teaching import Block
 from .generate import GenerationMixin
 from .weights import INIT_STD, init_weights
 
 NORMS = ("layernorm", "rmsnorm")
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "swiglu")
 POSITIONS = ("learned", "rope")
+# Positions that attention sees only as distances between tokens. Such a model has a sliding window
+# (GPTConfig.sliding_window); a new relative encoding (ALiBi, say) is added here and nowhere else.
+RELATIVE_POSITIONS = ("rope",)
 ROPE_BASE = 10000.0
 
 
@@ -93,6 +97,19 @@ class GPTConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def sliding_window(self) -> bool:
+        """Does the context slide one token at a time? The one place that decides it.
+
+        True with relative positions (RoPE): attention sees only distances, so
+        a sequence longer than block_size runs as sliding-window attention (each
+        position sees the last block_size ones, in every layer), the KV cache
+        rolls instead of being re-filled, and generation never re-positions a
+        token. False with learned positions: the model knows positions
+        0..block_size-1 only, so generation's window jumps (generate.window_start).
+        """
+        return self.pos in RELATIVE_POSITIONS
+
 
 # --- the pieces of a block ------------------------------------------------------------
 
@@ -145,11 +162,13 @@ class KVCache:
 
     Preallocated to block_size positions, with n_kv_head heads per layer
     (fewer than n_head with grouped-query attention: that is the memory it
-    saves). Each layer's `append` advances that layer. With learned positions
-    the cache is full at block_size and generate.py re-fills a new one; with
-    RoPE it rolls: appending one token to a full cache drops the oldest
-    position, which is sliding-window attention. (A chunk of several tokens
-    cannot roll exactly: its first tokens would still need what is dropped.)
+    saves). Each layer's `append` advances that layer. Without a sliding
+    window (learned positions) the cache is full at block_size and generate.py
+    re-fills a new one; with one (RoPE) it rolls: appending one token to a
+    full cache drops the oldest position, which is sliding-window attention.
+    (A chunk of several tokens cannot roll exactly: its first tokens would
+    still need what is dropped.) A chat keeps one cache across turns and
+    calls `reset()` for a new conversation.
     """
 
     def __init__(self, config: GPTConfig, batch_size: int, device, dtype):
@@ -158,8 +177,12 @@ class KVCache:
         shape = (config.n_layer, batch_size, n_kv_head, config.block_size, hs)
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
-        self.rolls = config.pos == "rope"  # attention sees only distances, so old keys stay valid
+        self.sliding_window = config.sliding_window  # attention sees only distances: old keys stay valid
         self.seen = [0] * config.n_layer  # tokens appended so far, per layer
+
+    def reset(self) -> None:
+        """Forget every token (a new conversation); the memory is kept for reuse."""
+        self.seen = [0] * len(self.seen)
 
     @property
     def position(self) -> int:
@@ -181,7 +204,7 @@ class KVCache:
         size, T = self.k.size(3), k.size(2)
         held = min(self.seen[layer], size)
         if held + T > size:
-            if not self.rolls or T > 1:
+            if not self.sliding_window or T > 1:
                 raise ValueError(f"the KV cache holds {size} positions; cannot add {T} to {held}")
             for buf in (self.k[layer], self.v[layer]):  # (B, n_kv_head, size, hs): drop the oldest
                 buf[:, :, : held - 1] = buf[:, :, 1:held].clone()
@@ -283,7 +306,7 @@ class GPTBlock(nn.Module):
 
 
 def copy_block_weights(block: Block, gpt_block: GPTBlock) -> None:
-    """Copy a teaching attention.Block's weights into a fused GPT block, so both compute the same.
+    """Copy a teaching.Block's weights into a fused GPT block, so both compute the same.
 
     The GPT must be built with bias=True and activation="relu" (and the default
     norm, pos and n_kv_head). The heads' query, key and value weights are
@@ -357,9 +380,9 @@ class GPT(GenerationMixin, nn.Module):
         return self.config.vocab_size
 
     @property
-    def relative_positions(self) -> bool:
-        """True with RoPE: attention sees only distances, so the KV cache rolls (see generate.py)."""
-        return self.config.pos == "rope"
+    def sliding_window(self) -> bool:
+        """GPTConfig.sliding_window: the context slides token by token (see generate.py)."""
+        return self.config.sliding_window
 
     def num_params(self, non_embedding: bool = False) -> int:
         """Parameters, each shared tensor counted once."""
@@ -378,8 +401,8 @@ class GPT(GenerationMixin, nn.Module):
     def _hidden(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         B, T = idx.shape
         start = cache.position if cache is not None else 0  # absolute position of idx[:, 0]
-        # learned positions stop at block_size; RoPE has no such limit (sliding-window attention)
-        if self.config.pos == "learned" and start + T > self.config.block_size:
+        # learned positions stop at block_size; a sliding window has no such limit
+        if not self.config.sliding_window and start + T > self.config.block_size:
             raise ValueError(f"cannot run a sequence of length {start + T}: block_size is {self.config.block_size}")
         x = self.transformer.wte(idx)  # (B, T, C)
         rope = None
@@ -417,11 +440,11 @@ class GPT(GenerationMixin, nn.Module):
     def next_token_logits(self, idx: torch.Tensor) -> torch.Tensor:
         """Logits for the token after idx, recomputing the whole context: (B, vocab_size).
 
-        With RoPE each layer looks back block_size - 1 positions, so only the
-        last n_layer * (block_size - 1) + 1 tokens can reach the next one:
-        the rest is cut off without changing the result.
+        With a sliding window each layer looks back block_size - 1 positions,
+        so only the last n_layer * (block_size - 1) + 1 tokens can reach the
+        next one: the rest is cut off without changing the result.
         """
-        if self.relative_positions:
+        if self.config.sliding_window:
             idx = idx[:, -(self.config.n_layer * (self.config.block_size - 1) + 1) :]
         return self.lm_head(self._hidden(idx)[:, -1, :])
 
@@ -434,10 +457,15 @@ class GPT(GenerationMixin, nn.Module):
     def from_config_dict(cls, config: dict) -> "GPT":
         return cls(GPTConfig.from_dict(config))
 
+    # from_pretrained's loader. pretrained.py registers it: loaders import the model, never the other
+    # way round. Importing any part of the package imports gpt_from_scratch/__init__.py, which imports
+    # pretrained.py, so the loader is always in place.
+    pretrained_loader: ClassVar[Callable[..., "GPT"] | None] = None
+
     @classmethod
     def from_pretrained(cls, name_or_dir: str, device: str | torch.device = "cpu") -> "GPT":
         """OpenAI's GPT-2 ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl", or a local Hugging Face
         folder) in this class: pretrained.py writes out how its weights map onto ours."""
-        from .pretrained import load_gpt2  # imported here: pretrained.py imports this module
-
-        return load_gpt2(name_or_dir, device)
+        if cls.pretrained_loader is None:
+            raise RuntimeError("no pretrained loader is registered; import gpt_from_scratch.pretrained")
+        return cls.pretrained_loader(name_or_dir, device)

@@ -31,8 +31,12 @@ def plot_losses(
     step_losses: Sequence[float] | None = None,
     baseline: float | None = None,
     mark_overfitting: bool = True,
+    unit: str = "character",
 ):
     """Loss curves from a trainer history (dicts with iter, train_loss, val_loss).
+
+    unit is what one loss is the mean over: "character", or "token" for BPE
+    (a tokenizer's `unit`).
 
     With mark_overfitting, a dotted line marks the iteration of the best val
     loss: after it the model memorises the training text instead of learning.
@@ -54,7 +58,7 @@ def plot_losses(
             ax.axvline(best["iter"], color="tab:red", ls=":", lw=1,
                        label=f"best val {best['val_loss']:.3f} @ {best['iter']}")
     ax.set_xlabel("iteration")
-    ax.set_ylabel("cross-entropy loss (nats per character)")
+    ax.set_ylabel(f"cross-entropy loss (nats per {unit})")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -67,7 +71,8 @@ def plot_losses(
 
 
 def plot_loss_ladder(
-    rungs: Sequence[tuple[str, float]], ax=None, title: str = "The loss ladder", reference: float | None = None
+    rungs: Sequence[tuple[str, float]], ax=None, title: str = "The loss ladder", reference: float | None = None,
+    unit: str = "character",
 ):
     """Horizontal bars: one val loss per model, so each step's gain is visible."""
     plt = _plt()
@@ -83,7 +88,7 @@ def plot_loss_ladder(
         ax.axvline(reference, color="k", ls="--", lw=0.8, label=f"uniform guess ln 65 = {reference:.2f}")
         ax.legend(loc="lower right")
     ax.set_xlim(0, max(losses + ([reference] if reference else [])) * 1.15)
-    ax.set_xlabel("validation loss (nats per character)")
+    ax.set_xlabel(f"validation loss (nats per {unit})")
     ax.set_title(title)
     return ax
 

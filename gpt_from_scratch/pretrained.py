@@ -60,16 +60,9 @@ import torch
 import torch.nn as nn
 
 from .checkpoint import CheckpointError
+from .hub import GPT2_REPOS, HubError, download
 from .model import GPT, GPTConfig
 
-# Our short names -> repositories on the Hugging Face Hub. The models now live
-# under "openai-community/"; the bare names ("gpt2") are their old ids.
-GPT2_REPOS = {
-    "gpt2": "openai-community/gpt2",  # 124M parameters
-    "gpt2-medium": "openai-community/gpt2-medium",  # 350M
-    "gpt2-large": "openai-community/gpt2-large",  # 774M
-    "gpt2-xl": "openai-community/gpt2-xl",  # 1558M
-}
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"  # save_pretrained's split of a large model
@@ -100,6 +93,9 @@ def load_gpt2(name_or_dir: str | os.PathLike, device: str | torch.device = "cpu"
     del hf_state  # the converted tensors are all we keep
     model = model_from_state(config, state)
     return model.to(device).eval()
+
+
+GPT.pretrained_loader = load_gpt2  # GPT.from_pretrained calls it (model.py cannot import this module)
 
 
 # --- finding the files ---------------------------------------------------------
@@ -142,31 +138,11 @@ def local_gpt2_files(folder: Path) -> tuple[Path, list[Path]]:
 
 def download_gpt2_files(short: str) -> tuple[Path, list[Path]]:
     """Download (once; afterwards the cache answers) GPT-2's config and weights from the Hub."""
-    hub = _import_optional("huggingface_hub")
     try:
-        from huggingface_hub.errors import LocalEntryNotFoundError
-    except ImportError:  # huggingface_hub 0.23 (our lowest) has it only in utils
-        from huggingface_hub.utils import LocalEntryNotFoundError
-
-    repo_id = GPT2_REPOS[short]
-    try:
-        try:
-            paths = [hub.hf_hub_download(repo_id, f) for f in (CONFIG_FILE, WEIGHTS_FILE)]
-        except LocalEntryNotFoundError:
-            # Offline: transformers may have cached it earlier under the old bare name.
-            paths = [hub.hf_hub_download(short, f, local_files_only=True) for f in (CONFIG_FILE, WEIGHTS_FILE)]
-    except LocalEntryNotFoundError:
-        raise PretrainedError(
-            f"cannot download {short}: no connection to huggingface.co (or HF_HUB_OFFLINE is set) and "
-            f"it is not cached; connect and retry, or download {repo_id}'s {CONFIG_FILE} and {WEIGHTS_FILE} elsewhere "
-            "and pass their folder"
-        ) from None
-    except OSError as e:  # HTTP errors, a full disk, a refused connection
-        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise PretrainedError(
-            f"could not download {repo_id}: {first_line}; retry, or pass a local folder"
-        ) from None
-    return Path(paths[0]), [Path(paths[1])]
+        config_path, weights_path = download(short, (CONFIG_FILE, WEIGHTS_FILE))
+    except HubError as e:
+        raise PretrainedError(str(e)) from None
+    return config_path, [weights_path]
 
 
 def _import_optional(module: str):

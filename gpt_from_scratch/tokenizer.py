@@ -1,19 +1,67 @@
-"""A character-level tokenizer: every distinct character is one token.
+"""Tokenizers: what they all share (`Tokenizer`), and the character-level one.
 
-The vocabulary is the sorted set of characters in the training text
-(65 characters for Tiny Shakespeare). It round-trips through a plain dict
-(``to_dict`` / ``from_dict``) so it can live inside a checkpoint that
-``torch.load(..., weights_only=True)`` can read.
+`Tokenizer` is the small base class of `CharTokenizer` (here) and
+`BPETokenizer` (bpe.py): text to ids and back, a vocabulary size, and a
+plain dict (``to_dict`` / ``from_dict``) that records its `kind`, so it can
+live inside a checkpoint that ``torch.load(..., weights_only=True)`` reads.
+
+`CharTokenizer`: every distinct character is one token. The vocabulary is
+the sorted set of characters in the training text (65 characters for Tiny
+Shakespeare).
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, ClassVar, Iterable
 
-__all__ = ["CharTokenizer", "tokenizer_from_dict"]
+__all__ = ["CharTokenizer", "Tokenizer"]
 
 
-class CharTokenizer:
+class Tokenizer:
+    """Text to token ids and back. Subclasses set `kind` and write encode, `decode_list`,
+    vocab_size, to_dict and from_dict; decoding a tensor is written once, here."""
+
+    kind: ClassVar[str] = ""  # to_dict()["type"]: checkpoints rebuild the right class from it
+    unit: ClassVar[str] = "token"  # what one id stands for, in words: losses are "nats per <unit>"
+
+    def encode(self, text: str) -> list[int]:
+        raise NotImplementedError
+
+    def decode_list(self, ids: list[int]) -> str:
+        """The text of a plain list of ids."""
+        raise NotImplementedError
+
+    def decode(self, ids: Any) -> str:
+        """Turn token ids (a list of ints, or a 1-D tensor or array) back into a string."""
+        return self.decode_list(self.id_list(ids))
+
+    @staticmethod
+    def id_list(ids: Any) -> list[int]:
+        """A plain list of ints from a list, a 1-D (or 0-D) tensor or a numpy array."""
+        if hasattr(ids, "tolist"):  # torch.Tensor / numpy array
+            if getattr(ids, "ndim", 1) > 1:
+                raise ValueError(f"decode expects a 1-D sequence of ids, got shape {tuple(ids.shape)}")
+            ids = ids.tolist()
+            return [ids] if isinstance(ids, int) else ids  # a 0-d tensor is one id
+        return [int(i) for i in ids]
+
+    @property
+    def vocab_size(self) -> int:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+    def to_dict(self) -> dict:
+        """Plain data with "type": kind, safe for ``torch.load(weights_only=True)``."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "Tokenizer":
+        raise NotImplementedError
+
+
+class CharTokenizer(Tokenizer):
     """Maps characters to integer ids and back.
 
     >>> tok = CharTokenizer.from_text("hello")
@@ -24,6 +72,9 @@ class CharTokenizer:
     >>> tok.decode([1, 3, 2, 0])
     'hole'
     """
+
+    kind = "char"
+    unit = "character"
 
     def __init__(self, chars: Iterable[str]):
         chars = list(chars)
@@ -51,9 +102,6 @@ class CharTokenizer:
     def vocab_size(self) -> int:
         return len(self.chars)
 
-    def __len__(self) -> int:
-        return len(self.chars)
-
     def encode(self, s: str) -> list[int]:
         """Turn a string into a list of token ids."""
         stoi = self.stoi
@@ -67,19 +115,10 @@ class CharTokenizer:
                 f"(the model knows {self.vocab_size} characters)"
             ) from None
 
-    def decode(self, ids: Any) -> str:
-        """Turn token ids (a list of ints or a 1-D tensor) back into a string."""
-        if hasattr(ids, "tolist"):  # torch.Tensor / numpy array
-            if getattr(ids, "ndim", 1) > 1:
-                raise ValueError(
-                    f"decode expects a 1-D sequence of ids, got shape {tuple(ids.shape)}"
-                )
-            ids = ids.tolist()
-            if isinstance(ids, int):  # 0-d tensor
-                ids = [ids]
+    def decode_list(self, ids: list[int]) -> str:
         itos = self.itos
         try:
-            return "".join(itos[int(i)] for i in ids)
+            return "".join(itos[i] for i in ids)
         except KeyError as e:
             raise ValueError(
                 f"token id {e.args[0]} is out of range for a vocabulary of "
@@ -88,7 +127,7 @@ class CharTokenizer:
 
     def to_dict(self) -> dict:
         """Plain-data form, safe for ``torch.load(weights_only=True)``."""
-        return {"type": "char", "chars": list(self.chars)}
+        return {"type": self.kind, "chars": list(self.chars)}
 
     @classmethod
     def from_dict(cls, d: Any) -> "CharTokenizer":
@@ -121,11 +160,3 @@ class CharTokenizer:
         more = "..." if self.vocab_size > 20 else ""
         return f"CharTokenizer(vocab_size={self.vocab_size}, chars={preview!r}{more})"
 
-
-def tokenizer_from_dict(d: Any):
-    """The tokenizer a checkpoint holds: a CharTokenizer or a BPETokenizer, by its "type"."""
-    if isinstance(d, dict) and d.get("type") == "bpe":
-        from .bpe import BPETokenizer
-
-        return BPETokenizer.from_dict(d)
-    return CharTokenizer.from_dict(d)

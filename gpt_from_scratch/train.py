@@ -37,12 +37,14 @@ from .checkpoint import (
     float32_state,
     model_and_tokenizer,
     read_checkpoint,
-    unwrap_model,
+    tokenizer_from_dict,
 )
-from .data import get_batch, load_text, make_tokenizer, prepare_data
+from .data import encode_text, get_batch, load_text, make_tokenizer, prepare_data
 from .device import get_device
-from .distributed import Distributed
+from .distributed import Distributed, unwrap_model
+from .files import atomic_write
 from .model import GPT, GPTConfig
+from .plotting import plot_losses
 
 MODEL_FIELDS = {f.name for f in dataclasses.fields(GPTConfig)}
 
@@ -56,9 +58,9 @@ class TrainConfig:
     # the model: the GPT that train() builds when it is given none (None: GPTConfig(), the flagship).
     # Its vocab_size is taken from the tokenizer.
     model: GPTConfig | None = None
-    block_size: int | None = None  # training window in tokens; None: the model's context length
+    train_window: int | None = None  # tokens per training sequence; None: the model's block_size
     tokenizer: str = "char"  # "char", or "bpe" (byte-level BPE trained on the training split)
-    vocab_size: int = 512  # size of the BPE vocabulary (tokenizer="bpe" only)
+    bpe_vocab_size: int = 512  # size of the BPE vocabulary (tokenizer="bpe" only)
     init_from: str | None = None  # fine-tune: start from this checkpoint's weights and tokenizer
     # optimisation
     batch_size: int = 64  # sequences per micro-step (per process under torchrun)
@@ -89,14 +91,12 @@ class TrainConfig:
     progress: bool = True
 
     def replace(self, **changes) -> "TrainConfig":
-        """A copy with some fields changed. Model fields (n_layer, dropout, ...) change `model`;
-        block_size does too when there is a model config, else it is the training window;
-        vocab_size is always the BPE tokenizer's."""
-        # vocab_size is the BPE vocabulary's (the model's comes from the tokenizer)
-        to_model = MODEL_FIELDS - {"vocab_size"}
-        if (changes.get("model") or self.model) is None:
-            to_model -= {"block_size"}
-        model_changes = {k: changes.pop(k) for k in list(changes) if k in to_model}
+        """A copy with some fields changed. GPTConfig's fields (n_layer, block_size, dropout, ...)
+        change `model` (the flagship's when there is none): one call for a whole experiment."""
+        if "vocab_size" in changes:
+            raise ConfigError("the model's vocab_size comes from the tokenizer; "
+                              "set bpe_vocab_size for the size of a BPE vocabulary")
+        model_changes = {k: changes.pop(k) for k in list(changes) if k in MODEL_FIELDS}
         if model_changes:
             base = changes.get("model", self.model) or GPTConfig()
             try:
@@ -115,8 +115,8 @@ class TrainConfig:
         return Path(self.out_dir) if self.out_dir else None
 
     def window(self, model: nn.Module) -> int:
-        """Tokens per training window: block_size, or the model's own context."""
-        return self.block_size or unwrap_model(model).block_size
+        """Tokens per training sequence: train_window, or the model's own context."""
+        return self.train_window or unwrap_model(model).block_size
 
 
 PRESETS: dict[str, TrainConfig] = {
@@ -305,14 +305,14 @@ def evaluate_split(
 ) -> float:
     """Mean loss over a whole split, in non-overlapping windows of block_size.
 
-    Every character after the first is predicted exactly once; the mean is over characters.
+    Every token after the first is predicted exactly once; the mean is over tokens.
     """
     model_block = unwrap_model(model).block_size
     block_size = block_size or model_block
     if device is None:
         device = next(model.parameters()).device
     if len(data) < 2:
-        raise ConfigError("the split needs at least 2 characters to evaluate")
+        raise ConfigError("the split needs at least 2 tokens to evaluate")
     was_training = model.training
     model.eval()
     starts = list(range(0, len(data) - 1, block_size))
@@ -347,8 +347,6 @@ def evaluate_text(
     the text divided by the characters predicted (all but those of the first
     token, which has nothing before it). For a character model the two agree.
     """
-    from .data import encode_text
-
     data = encode_text(text, tokenizer)
     per_token = evaluate_split(model, data, batch_size=batch_size, device=device, progress=progress)
     predicted = len(data) - 1
@@ -399,7 +397,7 @@ def _load_data(cfg: TrainConfig, tokenizer, train_data, val_data, text, log):
     if text is None:
         text = load_text(cfg.data)
     if tokenizer is None:
-        tokenizer = make_tokenizer(cfg.tokenizer, text, cfg.train_frac, cfg.vocab_size, log=log)
+        tokenizer = make_tokenizer(cfg.tokenizer, text, cfg.train_frac, cfg.bpe_vocab_size, log=log)
     try:
         tokenizer, train_data, val_data = prepare_data(text, cfg.train_frac, tokenizer=tokenizer)
     except ValueError as e:  # characters a checkpoint's vocabulary lacks
@@ -465,6 +463,14 @@ def _restore(ckpt: dict, model: nn.Module, tokenizer, path: Path) -> None:
         raise ConfigError("cannot resume: the training text has a different vocabulary than the checkpoint")
 
 
+def _resume_tokenizer(ckpt: dict, path: Path):
+    """The tokenizer a run's ckpt.pt holds."""
+    try:
+        return tokenizer_from_dict(ckpt["tokenizer"])
+    except (TypeError, ValueError, KeyError) as e:
+        raise ConfigError(f"checkpoint {path} has an invalid tokenizer: {e}; train without --resume") from None
+
+
 def _read_resume_checkpoint(cfg: TrainConfig, out_dir: Path | None) -> dict | None:
     if not cfg.resume:
         return None
@@ -482,8 +488,8 @@ def _read_resume_checkpoint(cfg: TrainConfig, out_dir: Path | None) -> dict | No
 class _StopFlag:
     """Ctrl-C asks the loop to stop at the next step boundary; a second one stops at once."""
 
-    def __init__(self):
-        self.set = False
+    def __init__(self, master: bool = True):
+        self.set, self.master = False, master  # under torchrun every process gets the signal: one speaks
         self._old = None
 
     def __enter__(self):
@@ -496,7 +502,7 @@ class _StopFlag:
         if self.set:
             raise KeyboardInterrupt
         self.set = True
-        if os.environ.get("RANK", "0") == "0":  # under torchrun every process gets the signal: say it once
+        if self.master:
             print("\nCtrl-C: saving a checkpoint before stopping (press again to stop at once)", file=sys.stderr)
 
     def __exit__(self, *exc):
@@ -512,6 +518,7 @@ class Trainer:
                  tokenizer, train_data: torch.Tensor, val_data: torch.Tensor, ckpt: dict | None, log):
         self.cfg, self.dist, self.device, self.log = cfg, dist, device, log
         self.tokenizer, self.splits = tokenizer, {"train": train_data, "val": val_data}
+        self.unit = getattr(tokenizer, "unit", "token")  # what a loss is the mean over, for logs and plots
         self.block_size, self.out_dir = cfg.window(model), cfg.out_path
         self.dtype = resolve_dtype(cfg.dtype, device)
         self.ctx = autocast_context(device, self.dtype)
@@ -612,16 +619,13 @@ class Trainer:
         """log.csv and loss.png, rewritten after every evaluation."""
         if not self.dist.master or self.out_dir is None:
             return
-        with open(self.out_dir / "log.csv.tmp", "w", newline="") as f:
+        with atomic_write(self.out_dir / "log.csv", "w") as f:
             w = csv.writer(f)
             w.writerow(["iter", "train_loss", "val_loss", "lr", "tokens_per_s"])
             for h in self.history:
                 w.writerow([h["iter"], f"{h['train_loss']:.4f}", f"{h['val_loss']:.4f}",
                             f"{h['lr']:.3e}", f"{h['tokens_per_s']:.0f}"])
-        os.replace(self.out_dir / "log.csv.tmp", self.out_dir / "log.csv")
-        from .plotting import plot_losses
-
-        plot_losses(self.history, self.out_dir / "loss.png", title=f"Training {self.out_dir.name}")
+        plot_losses(self.history, self.out_dir / "loss.png", title=f"Training {self.out_dir.name}", unit=self.unit)
 
     # --- 4. the loop -----------------------------------------------------------------------
 
@@ -632,13 +636,13 @@ class Trainer:
             log(f"writing checkpoints and logs to {self.out_dir}/")
         n_params = sum(p.numel() for p in self.raw_model.parameters())
         log(f"model: {n_params:,} parameters | dtype {str(self.dtype).replace('torch.', '')} | "
-            f"{self.tokens_per_step:,} tokens per step")
+            f"{self.tokens_per_step:,} tokens per step | losses in nats per {self.unit}")
         bar = _progress_bar(cfg, self.dist, self.iter_num)
         meter = _Speed(self.raw_model, self.block_size, self.device)
         step_losses, interrupted, skip_eval = [], False, self.iter_num > 0
         t_start = time.time()
         self.model.train()
-        with _StopFlag() as stop:
+        with _StopFlag(self.dist.master) as stop:
             while True:
                 if (self.iter_num % cfg.eval_interval == 0 or self.iter_num == cfg.max_iters) and not skip_eval:
                     row = self.evaluate(meter.tokens_per_s())
@@ -720,26 +724,28 @@ def _prepare(cfg: TrainConfig, dist: Distributed, model, tokenizer, train_data, 
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    out_dir = cfg.out_path
+    if out_dir is not None and (out_dir.exists() and not out_dir.is_dir()):
+        raise ConfigError(f"--out-dir {out_dir} is a file, not a folder; pick another --out-dir")
+    ckpt = _read_resume_checkpoint(cfg, out_dir)
     if cfg.init_from and model is None:
         model, tokenizer = _fine_tune_start(cfg)
     elif model is not None:
         _check_model_matches(cfg, model)
+    if ckpt is not None and tokenizer is None:  # resume with the run's own tokenizer: never train BPE again
+        tokenizer = _resume_tokenizer(ckpt, out_dir / "ckpt.pt")
     tokenizer, train_data, val_data = _load_data(cfg, tokenizer, train_data, val_data, text, log)
     if model is None:
         torch.manual_seed(cfg.seed)
         model = GPT(dataclasses.replace(cfg.gpt, vocab_size=tokenizer.vocab_size))
     block_size, model_block = cfg.window(model), unwrap_model(model).block_size
     if model_block > 1 and block_size > model_block:
-        raise ConfigError(f"block_size ({block_size}) is longer than the model's context ({model_block})")
+        raise ConfigError(f"train_window ({block_size}) is longer than the model's context ({model_block})")
     _check_settings(cfg, train_data, val_data, block_size)
     if cfg.data:  # the user's own text: say how it was split
         _report_split(cfg.train_frac, train_data, val_data, block_size, log)
-    out_dir = cfg.out_path
     if out_dir is not None and tokenizer is None:
         raise ConfigError("saving checkpoints needs the tokenizer: pass tokenizer= along with train_data")
-    if out_dir is not None and (out_dir.exists() and not out_dir.is_dir()):
-        raise ConfigError(f"--out-dir {out_dir} is a file, not a folder; pick another --out-dir")
-    ckpt = _read_resume_checkpoint(cfg, out_dir)
     if ckpt is not None:
         _restore(ckpt, model, tokenizer, out_dir / "ckpt.pt")
     return Trainer(cfg, dist, device, model, tokenizer, train_data, val_data, ckpt, log)

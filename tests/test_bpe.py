@@ -382,7 +382,7 @@ def test_from_pretrained_offline_with_an_empty_cache(monkeypatch, tmp_path):
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    with pytest.raises(TokenizerError, match="pass a local folder") as e:
+    with pytest.raises(TokenizerError, match="pass their folder") as e:
         BPETokenizer.from_pretrained("gpt2")
     assert "\n" not in str(e.value)
 
@@ -390,7 +390,7 @@ def test_from_pretrained_offline_with_an_empty_cache(monkeypatch, tmp_path):
 def test_from_pretrained_uses_the_same_hub_repository_as_the_weights(monkeypatch, tmp_path):
     import huggingface_hub
 
-    from gpt_from_scratch.pretrained import GPT2_REPOS
+    from gpt_from_scratch.hub import GPT2_REPOS
 
     seen = []
 
@@ -402,3 +402,20 @@ def test_from_pretrained_uses_the_same_hub_repository_as_the_weights(monkeypatch
     with pytest.raises(TokenizerError):
         BPETokenizer.from_pretrained("gpt2-medium")
     assert seen == [GPT2_REPOS["gpt2-medium"]]  # one cache entry for the weights and the tokenizer
+
+
+@pytest.mark.parametrize("name", PATTERNS)
+def test_the_plain_and_the_fast_paths_agree(name, excerpt):
+    """bpe.py's plain algorithm and bpe_fast.py's machinery: identical merges and identical ids."""
+    from gpt_from_scratch import bpe, bpe_fast
+
+    pattern = PATTERNS[name]
+    text = excerpt[:6000] + TRICKY[3] + TRICKY[9]
+    plain = BPETokenizer.train(text, 300, pattern=pattern, fast=False)
+    fast = BPETokenizer.train(text, 300, pattern=pattern)
+    assert plain.merges == fast.merges and len(fast.merges) == 44
+    encoder = bpe_fast.PieceEncoder(fast.merges, fast.byte_ids)
+    for piece in chunks_of(excerpt[-4000:] + TRICKY[4] + TRICKY[7], pattern):
+        ids = list(piece.encode("utf-8"))
+        assert encoder.encode(piece) == bpe.encode_piece(ids, fast.merges), piece
+        assert bpe_fast.merge(ids, (ids[0], ids[-1]), 999) == bpe.merge(ids, (ids[0], ids[-1]), 999)

@@ -13,8 +13,8 @@ from gpt_from_scratch.checkpoint import (
     load_checkpoint,
     read_checkpoint,
     save_checkpoint,
-    unwrap_model,
 )
+from gpt_from_scratch.distributed import unwrap_model
 from gpt_from_scratch.model import GPT, GPTConfig
 from gpt_from_scratch.train import TrainConfig, train
 

@@ -9,6 +9,7 @@ Ctrl-C during `train` and `sample --output`, and torchrun (tests/test_ddp.py).
 """
 
 import contextlib
+import functools
 import io
 import os
 import re
@@ -27,6 +28,7 @@ from gpt_from_scratch import cli
 from gpt_from_scratch.generate import generate_text
 from gpt_from_scratch.model import GPT, GPTConfig
 from gpt_from_scratch.train import TrainConfig, evaluate_split, train
+from helpers import sharpen
 
 
 class Result:
@@ -111,11 +113,8 @@ def work(tmp_path_factory, text):
     # a random GPT, sharper than at init, with Tiny Shakespeare's vocabulary: block_size 32
     tok = gfs.CharTokenizer.from_text(text)
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=32, n_layer=2, n_head=2, n_embd=32, dropout=0.0))
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() >= 2:
-                p.normal_(0.0, 0.3)
+    model = sharpen(GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=32, n_layer=2, n_head=2, n_embd=32,
+                                  dropout=0.0)))
     gfs.save_checkpoint(d / "random.pt", model, tok)
     # a short real training run (python API) for eval and the mismatched --resume
     cfg = TrainConfig(model=GPTConfig(n_layer=1, n_head=2, n_embd=32, block_size=16, dropout=0.0), batch_size=4,
@@ -190,25 +189,25 @@ def runs(work):
 
 BAD = {
     "s-unknown-chars": ["ö", "€"],
-    "s-negative-temperature": ["temperature"],
-    "s-temperature-not-a-number": ["temperature", "warm"],
-    "s-nan-temperature": ["temperature"],
-    "s-top-k-0": ["top_k"],
-    "s-top-k-negative": ["top_k"],
-    "s-top-p-0": ["top_p"],
-    "s-top-p-above-1": ["top_p"],
-    "s-negative-max-new-tokens": ["max_new_tokens"],
-    "s-num-samples-0": ["num-samples"],
+    "s-negative-temperature": ["--temperature"],
+    "s-temperature-not-a-number": ["--temperature", "warm"],
+    "s-nan-temperature": ["--temperature"],
+    "s-top-k-0": ["--top-k"],
+    "s-top-k-negative": ["--top-k"],
+    "s-top-p-0": ["--top-p"],
+    "s-top-p-above-1": ["--top-p"],
+    "s-negative-max-new-tokens": ["--max-new-tokens"],
+    "s-num-samples-0": ["--num-samples"],
     "s-missing-checkpoint": ["not found", "nope.pt"],
     "s-corrupt-checkpoint": ["corrupt", "corrupt.pt"],
     "t-n-embd-not-divisible": ["divisible"],
-    "t-block-longer-than-data": ["block_size (16)", "longer than the data"],
+    "t-block-longer-than-data": ["--block-size (16)", "longer than the data"],
     "t-split-smaller-than-a-batch": ["validation split", "fewer than one window"],
-    "t-unknown-preset": ["unknown preset", "huge", "cpu-tiny"],
+    "t-unknown-preset": ["--preset", "huge", "cpu-tiny"],
     "t-missing-resume-checkpoint": ["cannot resume", "ckpt.pt"],
-    "t-mismatched-resume": ["does not match", "n_embd=32", "n_embd=64"],
+    "t-mismatched-resume": ["does not match", "--n-embd=32", "--n-embd=64"],
     "t-missing-data": ["does not exist", "nope.txt"],
-    "t-negative-max-iters": ["max-iters"],
+    "t-negative-max-iters": ["--max-iters"],
     "e-missing-checkpoint": ["not found", "nope.pt"],
     "t-empty-file": ["empty.txt", "is empty"],
     "t-not-utf8": ["latin1.txt", "not UTF-8", "convert it"],
@@ -228,6 +227,8 @@ def test_bad_input_is_one_error_line(runs, case):
         assert word in line, line
     if case.startswith("s-"):
         assert r.stdout == "", r.stdout
+    # the flag the user typed, never the Python parameter behind it
+    assert not re.search(r"\b(top_k|top_p|max_new_tokens|num_samples|max_iters|block_size|n_embd|n_head)\b", line), line
 
 
 def test_bad_training_input_writes_no_checkpoint(runs, work):
@@ -448,6 +449,11 @@ def test_more_bad_input_is_one_error_line(work):
         "text as a checkpoint": (["sample", "--checkpoint", "hello.pt"], ["hello.pt", "corrupt"]),
         "shape flags with --init-from": (["train", "--init-from", "trained/best.pt", "--data", "small.txt",
                                           "--n-layer", "2"], ["--init-from", "--n-layer"]),
+        "a training folder as a checkpoint": (["sample", "--checkpoint", "trained", "--device", "cpu"],
+                                              ["trained", "best.pt"]),
+        "a window longer than the checkpoint's context": (
+            ["train", "--init-from", "trained/best.pt", "--data", "small.txt", "--block-size", "64", "--device", "cpu",
+             "--out-dir", "o12"], ["--block-size (64)", "longer than the model's context (16)"]),
     }
     for what, (args, words) in cases.items():
         line = assert_one_error_line(run_main(args, work))
@@ -472,3 +478,159 @@ def test_sample_and_eval_with_a_bpe_checkpoint(work, text):
     r = run_main(["eval", "--checkpoint", "bpe.pt", "--data", "small.txt", "--device", "cpu"], work)
     per_token, per_char = (float(line.split()[1]) for line in r.stdout.splitlines())
     assert per_char < per_token  # a BPE token holds more than one character
+
+
+# --- a CLI that explains itself -----------------------------------------------------------------
+
+
+def _subparsers(parser):
+    action = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    return action.choices
+
+
+def test_every_flag_of_every_command_has_help():
+    parser = cli.build_parser()
+    commands = _subparsers(parser)
+    assert set(commands) == {"sample", "train", "eval", "export"}
+    for name, sub in [("", parser), *commands.items()]:
+        for action in sub._actions:
+            if action.option_strings:
+                assert action.help and action.help.strip(), f"{name} {action.option_strings[0]} has no help"
+        if name:
+            assert "examples:" in sub.epilog and f"python -m gpt_from_scratch {name}" in sub.epilog
+
+
+def test_version_and_help_print_to_stdout_and_exit_0(tmp_path):
+    r = run_main(["--version"], tmp_path)
+    assert (r.returncode, r.stdout) == (0, f"gpt_from_scratch {gfs.__version__}\n")
+    r = run_main(["train", "--help"], tmp_path)
+    assert r.returncode == 0 and "--n-kv-head" in r.stdout and "examples:" in r.stdout
+    for name in gfs.PRESETS:  # --preset lists the package's presets
+        assert name in r.stdout
+
+
+def test_device_names(tmp_path):
+    """cuda:N is a device name; a name that is no device is refused by argparse, naming --device; a device this
+    machine lacks is one error line too."""
+    line = assert_one_error_line(run_main(["sample", "--device", "gpu"], tmp_path))
+    assert "--device" in line and "cuda:N" in line
+    if not torch.cuda.is_available():
+        line = assert_one_error_line(run_main(["sample", "--device", "cuda:1", "--max-new-tokens", "1"], tmp_path))
+        assert "cuda:1" in line and "not available" in line
+
+
+def test_only_the_package_errors_are_one_error_line(monkeypatch, tmp_path):
+    """A known bad input (the package's own error classes) is one `error:` line with exit code 2; any other
+    exception is a bug and keeps its traceback."""
+    def fails_with(error):
+        def load(checkpoint, device):
+            raise error
+        return load
+
+    for error in (gfs.CheckpointError("bad checkpoint"), gfs.DataError("bad data"), gfs.ConfigError("bad settings"),
+                  cli.TokenizerError("bad tokenizer file")):
+        monkeypatch.setattr(cli, "load_for_cli", fails_with(error))
+        assert assert_one_error_line(run_main(["sample", "--device", "cpu"], tmp_path)) == f"error: {error}"
+    monkeypatch.setattr(cli, "load_for_cli", fails_with(ValueError("an internal bug")))
+    with pytest.raises(ValueError, match="an internal bug"):
+        run_main(["sample", "--device", "cpu"], tmp_path)
+
+
+# --- paths no other test runs ----------------------------------------------------------------------
+
+
+def test_train_compile_on_cpu_compiles_or_falls_back_in_one_line(work, monkeypatch):
+    """torch.compile wraps the model for training, evaluation and checkpoints. Inductor's C++ code generation
+    takes minutes on a 2-core CPU, so the test compiles with the eager backend: TorchDynamo still captures every
+    graph of the training step and the evaluation, and the run must give the same losses as without it."""
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
+    args = [*TRAIN, "--data", "small.txt", "--max-iters", "2", "--eval-interval", "2", "--seed", "7"]
+    plain = run_main([*args, "--out-dir", "plain"], work)
+    compiled = run_main([*args, "--out-dir", "compiled", "--compile"], work)
+    assert plain.returncode == 0 and compiled.returncode == 0, compiled.stderr
+    assert "Traceback" not in compiled.stderr
+    fallback = [line for line in compiled.stdout.splitlines() if "training without it" in line]
+    assert len(fallback) <= 1
+    # compiled or not, the same model takes the same steps
+    last = [float(next(ln for ln in r.stdout.splitlines() if ln.startswith("iter 2:")).split("val ")[1])
+            for r in (plain, compiled)]
+    assert last[0] == pytest.approx(last[1], abs=1e-3)
+
+
+def test_train_gradient_checkpointing_flag_gives_the_same_losses(work, monkeypatch):
+    import csv
+    import torch.utils.checkpoint
+
+    calls, real = [], torch.utils.checkpoint.checkpoint
+    monkeypatch.setattr(torch.utils.checkpoint, "checkpoint", lambda *a, **k: calls.append(1) or real(*a, **k))
+    args = [*TRAIN, "--data", "small.txt", "--max-iters", "3", "--eval-interval", "3", "--seed", "5"]
+    logs = {}
+    for flag in ([], ["--gradient-checkpointing"]):
+        calls.clear()
+        out = "gc-on" if flag else "gc-off"
+        r = run_main([*args, *flag, "--out-dir", out], work)
+        assert r.returncode == 0, r.stderr
+        assert bool(calls) == bool(flag)  # the flag reaches the model
+        with open(work / out / "log.csv", encoding="utf-8") as f:
+            logs[out] = [(row["iter"], float(row["train_loss"]), float(row["val_loss"])) for row in csv.DictReader(f)]
+    assert len(logs["gc-on"]) == 2
+    for on, off in zip(logs["gc-on"], logs["gc-off"]):
+        assert on[0] == off[0] and on[1:] == pytest.approx(off[1:], abs=1e-5)
+
+
+def test_train_bpe_end_to_end_and_resume_reuses_its_tokenizer(work, monkeypatch):
+    args = [*TRAIN, "--data", "small.txt", "--tokenizer", "bpe", "--vocab-size", "300", "--eval-interval", "2",
+            "--out-dir", "bpe-run"]
+    r = run_main([*args, "--max-iters", "2"], work)
+    assert r.returncode == 0, r.stderr
+    first = torch.load(work / "bpe-run" / "ckpt.pt", weights_only=True)
+    _, tok = gfs.load_checkpoint(work / "bpe-run" / "ckpt.pt")
+    assert isinstance(tok, gfs.BPETokenizer) and tok.vocab_size == 300
+
+    def no_training(*a, **k):
+        raise AssertionError("--resume trained the BPE tokenizer again")
+
+    monkeypatch.setattr(gfs.BPETokenizer, "train", classmethod(no_training))
+    r = run_main([*args, "--max-iters", "4", "--resume"], work)
+    assert r.returncode == 0, r.stderr
+    resumed = torch.load(work / "bpe-run" / "ckpt.pt", weights_only=True)
+    assert resumed["iter_num"] == 4 and resumed["tokenizer"] == first["tokenizer"]
+    r = run_main(["sample", "--checkpoint", "bpe-run/ckpt.pt", "--device", "cpu", "--prompt", "KING:",
+                  "--max-new-tokens", "10", "--seed", "1"], work)
+    assert r.returncode == 0 and r.stdout.startswith("KING:"), r.stderr
+
+
+def _gpt2_folder(folder: Path, text: str) -> Path:
+    """A tiny random GPT-2 in Hugging Face's layout, with a GPT-2-format tokenizer trained on `text`."""
+    import json
+
+    import transformers  # declared in the test extra: its absence fails, never skips
+    from gpt_from_scratch.bpe import gpt2_bytes_to_unicode
+
+    tok = gfs.BPETokenizer.train(text, 300)
+    to_char = gpt2_bytes_to_unicode()
+    name = {i: "".join(to_char[b] for b in tok.vocab[i]) for i in range(tok.vocab_size)}
+    assert len(set(name.values())) == tok.vocab_size
+    folder.mkdir()
+    (folder / "vocab.json").write_text(json.dumps({s: i for i, s in name.items()}), encoding="utf-8")
+    merges = [f"{name[a]} {name[b]}" for (a, b) in tok.merges]
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=tok.vocab_size, n_positions=32, n_embd=32, n_layer=1, n_head=2)
+    transformers.GPT2LMHeadModel(config).save_pretrained(folder)
+    return folder
+
+
+def test_sample_and_eval_read_a_local_gpt2_folder(work, text):
+    folder = _gpt2_folder(work / "gpt2-tiny", text[:20_000])
+    r = run_main(["sample", "--checkpoint", str(folder), "--device", "cpu", "--prompt", "ROMEO:",
+                  "--max-new-tokens", "20", "--seed", "3"], work)
+    assert r.returncode == 0, r.stderr
+    model, tok = GPT.from_pretrained(folder), gfs.BPETokenizer.from_pretrained(folder)
+    expected = generate_text(model, tok, "ROMEO:", 20, temperature=0.8, generator=torch.Generator().manual_seed(3))
+    assert r.stdout == expected[0] + "\n"
+    r = run_main(["eval", "--checkpoint", str(folder), "--data", "small.txt", "--device", "cpu"], work)
+    assert r.returncode == 0, r.stderr
+    val = gfs.train_val_split(text[:20_000], 0.9)[1]
+    want = gfs.evaluate_text(model, tok, val, batch_size=32, device=torch.device("cpu"), progress=False)
+    assert r.stdout.splitlines()[0] == f"val_loss {want['loss_per_token']:.4f}"

@@ -30,13 +30,6 @@ SMALL_SHA = hashlib.sha256(SMALL.encode("utf-8")).hexdigest()
 # --------------------------------------------------------------------------- #
 # The real text
 # --------------------------------------------------------------------------- #
-def test_constants():
-    assert DATA_URL.startswith("https://raw.githubusercontent.com/karpathy/char-rnn/")
-    assert DATA_SHA256 == "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
-    assert DATA_NUM_CHARS == 1_115_394
-    assert DATA_ENV == "GPT_FROM_SCRATCH_DATA"
-
-
 def test_load_text_is_tiny_shakespeare(text):
     assert isinstance(text, str)
     assert len(text) == DATA_NUM_CHARS

@@ -79,7 +79,7 @@ def test_config_of_an_older_checkpoint_takes_the_new_defaults():
     assert GPT(cfg).state_dict().keys() == tiny_gpt().state_dict().keys()
 
 
-# --- equality with the teaching blocks (attention.py) --------------------------------
+# --- equality with the teaching blocks (teaching.py) --------------------------------
 
 
 @pytest.mark.parametrize("tie_weights", [True, False])

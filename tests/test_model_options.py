@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from gpt_from_scratch.model import GPT, GPTConfig, RMSNorm, apply_rope, rope_cos_sin, swiglu_hidden
+from helpers import sharpen
 
 SMALL = dict(vocab_size=65, block_size=32, n_layer=2, n_head=4, n_embd=32, dropout=0.0)
 
@@ -30,15 +31,6 @@ OPTIONS = {
 def small_gpt(seed=0, **options) -> GPT:
     torch.manual_seed(seed)
     return GPT(GPTConfig(**{**SMALL, **options}))
-
-
-def sharp(model: GPT) -> GPT:
-    """Larger weights than at init, so logits are far from uniform (greedy does not hinge on rounding)."""
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() >= 2:
-                p.normal_(0.0, 0.3)
-    return model.eval()
 
 
 # --- the config -------------------------------------------------------------------------
@@ -170,7 +162,7 @@ SAMPLING = [dict(temperature=0), dict(temperature=1.0), dict(temperature=0.9, to
 
 @pytest.mark.parametrize("name", OPTIONS)
 def test_cache_equals_no_cache_past_block_size(name):
-    model = sharp(small_gpt(**OPTIONS[name]))
+    model = sharpen(small_gpt(**OPTIONS[name]))
     idx = torch.randint(0, 65, (2, 3), generator=torch.Generator().manual_seed(0))
     for kw in SAMPLING:
         a = model.generate(idx, 600, use_kv_cache=True, generator=torch.Generator().manual_seed(7), **kw)
@@ -181,8 +173,8 @@ def test_cache_equals_no_cache_past_block_size(name):
 
 
 def test_rope_cache_rolls_instead_of_refilling(monkeypatch):
-    model = sharp(small_gpt(pos="rope", block_size=8))
-    assert model.relative_positions and not small_gpt().relative_positions
+    model = sharpen(small_gpt(pos="rope", block_size=8))
+    assert model.sliding_window and not small_gpt().sliding_window
     fed, real = [], model.forward_cached
 
     def forward_cached(idx, cache):
@@ -202,7 +194,7 @@ def test_rope_cache_rolls_instead_of_refilling(monkeypatch):
 
 
 def test_rolling_cache_is_sliding_window_attention():
-    model = sharp(small_gpt(pos="rope", n_kv_head=2, block_size=8))
+    model = sharpen(small_gpt(pos="rope", n_kv_head=2, block_size=8))
     idx = torch.randint(0, 65, (2, 40), generator=torch.Generator().manual_seed(1))
     cache = model.new_kv_cache(2)
     model.forward_cached(idx[:, :8], cache)
@@ -220,7 +212,7 @@ def test_rolling_cache_is_sliding_window_attention():
 
 
 def test_sliding_window_reaches_back_n_layer_windows():
-    model = sharp(small_gpt(pos="rope", block_size=8))  # 2 layers: the next token sees 2 * 7 + 1 = 15 tokens
+    model = sharpen(small_gpt(pos="rope", block_size=8))  # 2 layers: the next token sees 2 * 7 + 1 = 15 tokens
     idx = torch.randint(0, 65, (1, 30), generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         last = model(idx)[0][:, -1]
@@ -236,6 +228,19 @@ def test_a_rolling_cache_takes_one_token_at_a_time():
     model.forward_cached(torch.zeros((1, 6), dtype=torch.long), cache)
     with pytest.raises(ValueError, match="KV cache"):
         model.forward_cached(torch.zeros((1, 3), dtype=torch.long), cache)
+
+
+def test_a_reset_cache_starts_a_new_conversation():
+    model = small_gpt(pos="rope", block_size=8).eval()
+    idx = torch.randint(0, 65, (1, 5), generator=torch.Generator().manual_seed(3))
+    cache = model.new_kv_cache(1)
+    with torch.no_grad():
+        first = model.forward_cached(idx, cache)
+        model.forward_cached(idx[:, :1], cache)
+        assert cache.position == 6 and cache.length == 6 and cache.nbytes > 0
+        cache.reset()
+        assert cache.position == 0 and cache.length == 0
+        torch.testing.assert_close(model.forward_cached(idx, cache), first)
 
 
 def test_learned_positions_still_refuse_to_run_past_block_size():
@@ -273,10 +278,6 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(name, monkeypa
     calls.clear()
     model(x)
     assert calls == []
-
-
-def test_gradient_checkpointing_is_off_by_default():
-    assert small_gpt().gradient_checkpointing is False
 
 
 def test_mlp_hidden_sets_the_mlp_width():

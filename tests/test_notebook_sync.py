@@ -41,7 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import gpt_from_scratch as gfs
-from gpt_from_scratch import attention, bigram, data, weights
+from gpt_from_scratch import bigram, data, teaching, weights
 
 engine = importlib.import_module("gpt_from_scratch.train")  # the module (gfs.train is its train function)
 
@@ -72,7 +72,7 @@ EXPECTED: dict[str, list[str]] = {
 
 # Where the package's teaching objects live: a notebook name that matches one of these
 # classes or functions must have a check below.
-PACKAGE_MODULES = (gfs, attention, bigram, data, weights, engine)
+PACKAGE_MODULES = (gfs, teaching, bigram, data, weights, engine)
 
 # Hand-built names whose package counterpart has another name.
 ALIASES = {"SingleHeadLanguageModel": "AttentionLanguageModel", "HandGPT": "GPT", "train_by_hand": "train",
@@ -237,13 +237,13 @@ def check_get_batch(fn, name: str) -> None:
 
 def check_causal_mask(fn, name: str) -> None:
     for T in (1, 2, 5, 9):
-        ours, theirs = fn(T), attention.causal_mask(T)
+        ours, theirs = fn(T), teaching.causal_mask(T)
         assert ours.dtype == theirs.dtype and torch.equal(ours, theirs), f"{name}({T})"
         assert torch.equal(fn(T, "cpu"), theirs), f"{name}({T}, 'cpu')"
 
 
 def check_mha_function(fn, name: str) -> None:
-    package_fn = getattr(attention, name)
+    package_fn = getattr(teaching, name)
     for seed in (0, 1337):
         torch.manual_seed(seed)
         mha = gfs.MultiHeadAttention(N_EMBD, N_HEAD).eval()
@@ -344,7 +344,7 @@ def check_train_by_hand(fn, name: str) -> None:
     """Copies of one model, trained by the hand loop and by gfs.train: the same losses and weights."""
     tokens = torch.randint(VOCAB, (2000,), generator=torch.Generator().manual_seed(0))
     train_data, val_data = tokens[:1600], tokens[1600:]
-    base = gfs.TrainConfig(block_size=BLOCK, batch_size=4, max_iters=7, warmup_iters=2, eval_interval=3,
+    base = gfs.TrainConfig(train_window=BLOCK, batch_size=4, max_iters=7, warmup_iters=2, eval_interval=3,
                            eval_iters=2, learning_rate=3e-3, min_lr=3e-4, device="cpu", dtype="float32",
                            progress=False)
     for cfg in (base, base.replace(grad_clip=0.0, decay_lr=False, seed=7)):

@@ -60,24 +60,66 @@ def pyproject():
 
 
 def deps(pyproject, *extras) -> dict:
-    """{name: bound} of the package's dependencies plus the named extras, read from pyproject.toml."""
+    """{name: bound} of the package's dependencies plus the named extras (and the extras they name, such as
+    test's "gpt-from-scratch[gpt2,gguf]"), read from pyproject.toml."""
     project = pyproject["project"]
     out = _parse(project["dependencies"])
-    for extra in extras:
-        out.update(_parse(project["optional-dependencies"][extra]))
+    todo, seen = list(extras), set()
+    while todo:
+        extra = todo.pop()
+        if extra in seen:
+            continue
+        seen.add(extra)
+        for line in project["optional-dependencies"][extra]:
+            m = REQ_RE.match(line)
+            if m and m.group(1).lower() == project["name"]:
+                todo += [e.strip() for e in m.group(2).strip("[]").split(",")]
+            else:
+                out.update(_parse([line]))
     return out
 
 
-def test_pyproject_metadata(pyproject):
-    project = pyproject["project"]
-    assert project["name"] == "gpt-from-scratch"
-    assert project["scripts"]["gpt-from-scratch"] == "gpt_from_scratch.cli:main"
-    extras = project["optional-dependencies"]
-    assert set(extras) == {"notebooks", "gpt2", "test", "dev"}
-    assert extras["dev"] == ["gpt-from-scratch[notebooks,gpt2,test]"]  # no bound written twice
-    # only lower bounds, so no install ever forces a downgrade or a torch reinstall
-    for name, bound in deps(pyproject, "notebooks", "gpt2", "test").items():
+def test_bounds_are_lower_bounds_only(pyproject):
+    """No install ever forces a downgrade or a reinstall of the torch that Colab, Kaggle or conda has."""
+    for name, bound in deps(pyproject, *pyproject["project"]["optional-dependencies"]).items():
         assert bound.startswith(">="), f"{name}{bound}"
+
+
+def _stdlib_modules() -> set:
+    if hasattr(sys, "stdlib_module_names"):  # Python >= 3.10
+        return set(sys.stdlib_module_names)
+    import sysconfig
+
+    folder = Path(sysconfig.get_paths()["stdlib"])
+    return set(sys.builtin_module_names) | {p.name.split(".")[0] for p in folder.iterdir()}
+
+
+def test_the_tests_import_only_what_the_test_extra_declares(pyproject):
+    """Every third-party module that tests/ imports is declared, so a missing one fails instead of skipping."""
+    declared = {name.replace("-", "_") for name in deps(pyproject, "test")}
+    declared |= {"packaging"}  # pytest's own dependency
+    modules = set()
+    for path in [*ROOT.joinpath("tests").glob("*.py"), ROOT / "conftest.py"]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                modules |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                modules.add(node.module.split(".")[0])
+    local = {"gpt_from_scratch", "conftest", "tests", "tomli"}  # tomli: only Python < 3.11, see _load_pyproject
+    local |= {path.stem for path in ROOT.joinpath("tests").glob("*.py")}  # the tests' own helper modules
+    third_party = {m for m in modules if m not in _stdlib_modules() and m not in local}
+    assert third_party <= declared, f"declare in pyproject's test extra: {sorted(third_party - declared)}"
+
+
+def test_licence_files_ship_with_the_package(pyproject):
+    project = pyproject["project"]
+    licence = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert licence.startswith(f"{project['license']} License\n") and "the gpt-from-scratch authors" in licence
+    for name in project["license-files"]:
+        assert (ROOT / name).is_file(), name
+    notice = (ROOT / "NOTICE").read_text(encoding="utf-8")
+    for material in ("Tiny Shakespeare", "GPT-2", "Copyright (c) 2019 OpenAI", "SmolLM2", "Apache License 2.0"):
+        assert material in notice, material
 
 
 def test_homepage_matches_package_repo_url(pyproject):
@@ -92,25 +134,11 @@ def test_homepage_matches_package_repo_url(pyproject):
     assert pyproject["project"]["urls"]["Homepage"] == values["REPO_URL"]
 
 
-def test_checkpoints_are_package_data(pyproject):
-    st = pyproject["tool"]["setuptools"]
-    assert "gpt_from_scratch" in st["packages"]
-    assert st["package-dir"]["gpt_from_scratch.checkpoints"] == "checkpoints"
-    assert set(st["package-data"]["gpt_from_scratch.checkpoints"]) >= {"*.pt", "*.md"}
-    assert (ROOT / "checkpoints" / "__init__.py").is_file()
-
-
-def test_pytest_addopts_has_no_nbval(pyproject):
-    opts = pyproject["tool"]["pytest"]["ini_options"]
-    assert opts["testpaths"] == ["tests"]
-    assert "nbval" not in str(opts.get("addopts", ""))
-
-
 def test_requirements_txt_matches(pyproject):
-    """Colab/Kaggle/local notebooks: the package plus the notebooks and gpt2 extras, never pinned."""
+    """Colab/Kaggle/local notebooks: the package plus the notebooks, gpt2 and gguf extras, never pinned."""
     lines = _requirement_lines(ROOT / "requirements.txt")
     assert not [ln for ln in lines if "==" in ln], "requirements.txt must not pin versions"
-    assert _parse(lines) == deps(pyproject, "notebooks", "gpt2")
+    assert _parse(lines) == deps(pyproject, "notebooks", "gpt2", "gguf")
 
 
 def test_environment_yml_matches(pyproject):
@@ -120,14 +148,14 @@ def test_environment_yml_matches(pyproject):
     assert found.pop("python") == pyproject["project"]["requires-python"].replace(" ", "")
     found.pop("pip", None)
     assert "torch" in found and "- torch" not in text  # conda calls it pytorch
-    assert found == deps(pyproject, "notebooks", "gpt2", "test")
+    assert found == deps(pyproject, *pyproject["project"]["optional-dependencies"])
 
 
 def test_lowest_versions_are_the_declared_bounds(pyproject):
     """.ci/lowest installs every lower bound exactly (torch aside, see there) and runs the unit tests."""
     script = (ROOT / ".ci" / "lowest").read_text(encoding="utf-8")
     pins = dict(re.findall(r"\b([A-Za-z_][\w\-]*)==([\w.]+)", script))
-    for name, bound in deps(pyproject, "gpt2", "test").items():
+    for name, bound in deps(pyproject, "test").items():
         if name in ("torch", "nbval"):
             continue  # torch: only 2.13.0 is installable offline; nbval: the unit tests do not use it
         assert name in pins and Version(pins[name]) == Version(bound[2:]), f"{name}{bound} is not installed by .ci/lowest"

@@ -15,11 +15,11 @@ import sys
 import pytest
 import torch
 
-pytest.importorskip("safetensors")
-from safetensors.torch import save_file  # noqa: E402
+import huggingface_hub
+from safetensors.torch import save_file
 
-from gpt_from_scratch.pretrained import (  # noqa: E402
-    GPT2_REPOS,
+from gpt_from_scratch.hub import GPT2_REPOS
+from gpt_from_scratch.pretrained import (
     PretrainedError,
     gpt2_config,
     load_gpt2,
@@ -192,7 +192,7 @@ def test_sharded_half_precision_folder_loads_as_float32(tmp_path):
 
 def test_matches_transformers_gpt2(tmp_path):
     """Only where transformers happens to be installed: the real GPT2LMHeadModel, saved and reloaded."""
-    transformers = pytest.importorskip("transformers")
+    import transformers
     torch.manual_seed(0)
     hf_config = transformers.GPT2Config(
         vocab_size=50, n_positions=32, n_embd=16, n_layer=2, n_head=2,
@@ -324,7 +324,7 @@ def test_unknown_name(tmp_path, monkeypatch):
 
 
 def test_hub_names_download_once_through_huggingface_hub(tmp_path, monkeypatch):
-    hub = pytest.importorskip("huggingface_hub")
+    hub = huggingface_hub
     folder = write_gpt2(tmp_path / "cache", random_gpt2(HF_CONFIG))
     calls = []
 
@@ -344,7 +344,7 @@ def test_hub_names_download_once_through_huggingface_hub(tmp_path, monkeypatch):
 
 
 def test_offline_finds_the_cache_under_the_old_bare_name(tmp_path, monkeypatch):
-    hub = pytest.importorskip("huggingface_hub")
+    hub = huggingface_hub
     from huggingface_hub.utils import LocalEntryNotFoundError  # also where huggingface_hub 0.23 has it
 
     folder = write_gpt2(tmp_path / "cache", random_gpt2(HF_CONFIG))
@@ -360,7 +360,7 @@ def test_offline_finds_the_cache_under_the_old_bare_name(tmp_path, monkeypatch):
 
 
 def test_offline_and_not_cached(tmp_path, monkeypatch):
-    hub = pytest.importorskip("huggingface_hub")
+    hub = huggingface_hub
     from huggingface_hub.utils import LocalEntryNotFoundError  # also where huggingface_hub 0.23 has it
 
     def offline(repo_id, filename, **kwargs):
@@ -379,7 +379,6 @@ def test_offline_and_not_cached(tmp_path, monkeypatch):
 
 def test_offline_with_the_real_huggingface_hub(tmp_path, monkeypatch):
     """HF_HUB_OFFLINE and an empty cache: the library's own error becomes our one line."""
-    pytest.importorskip("huggingface_hub")
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
@@ -391,7 +390,7 @@ def test_offline_with_the_real_huggingface_hub(tmp_path, monkeypatch):
 
 
 def test_download_fails_for_another_reason(tmp_path, monkeypatch):
-    hub = pytest.importorskip("huggingface_hub")
+    hub = huggingface_hub
 
     def broken(repo_id, filename, **kwargs):
         raise OSError("No space left on device\nwhile writing the blob")
@@ -412,7 +411,7 @@ def test_without_huggingface_hub(tmp_path, monkeypatch):
     with pytest.raises(PretrainedError) as e:
         load_gpt2("gpt2")
     msg = one_line_error(e)
-    assert "pip install safetensors huggingface_hub" in msg and 'pip install -e ".[gpt2]"' in msg
+    assert "pip install huggingface_hub" in msg and 'pip install -e ".[gpt2]"' in msg
 
 
 def test_without_safetensors(tmp_path, monkeypatch):

@@ -102,3 +102,43 @@ def test_from_dict_rejects_bad_input(bad):
 def test_empty_text_is_rejected():
     with pytest.raises(ValueError):
         CharTokenizer.from_text("")
+
+
+# --- the shared base class ---------------------------------------------------------------
+
+
+def test_both_tokenizers_share_the_base_class_and_decode_tensors_alike():
+    from gpt_from_scratch import BPETokenizer, Tokenizer
+
+    text = "hello world, hello tokens"
+    for tok in (CharTokenizer.from_text(text), BPETokenizer.train(text, 260, pattern=None)):
+        assert isinstance(tok, Tokenizer) and len(tok) == tok.vocab_size
+        ids = tok.encode("hello")
+        assert tok.decode(torch.tensor(ids)) == tok.decode(ids) == "hello"
+        assert tok.decode(torch.tensor(ids[0])) == tok.decode(ids[:1])  # a 0-d tensor is one id
+        assert tok.to_dict()["type"] == tok.kind
+        with pytest.raises(ValueError, match="1-D"):
+            tok.decode(torch.tensor([ids]))
+
+
+def test_checkpoints_rebuild_the_kind_they_recorded():
+    from gpt_from_scratch import BPETokenizer
+    from gpt_from_scratch.checkpoint import tokenizer_from_dict
+
+    bpe = BPETokenizer.train("abababcab", 258, pattern=None)
+    assert tokenizer_from_dict(bpe.to_dict()) == bpe
+    char = CharTokenizer.from_text("abc")
+    assert tokenizer_from_dict(char.to_dict()) == char
+    assert tokenizer_from_dict({"chars": ["a", "b"]}) == CharTokenizer("ab")  # older files record no kind
+    with pytest.raises(ValueError, match="unknown tokenizer type 'word'"):
+        tokenizer_from_dict({"type": "word"})
+
+
+def test_encode_text_does_not_rely_on_sorted_characters():
+    from gpt_from_scratch.data import encode_text
+
+    tok = CharTokenizer.from_text("hello world")
+    tok.chars = tok.chars[::-1]  # ids in another order than the code points
+    tok.stoi = {c: i for i, c in enumerate(tok.chars)}
+    tok.itos = dict(enumerate(tok.chars))
+    assert encode_text("low herd", tok).tolist() == tok.encode("low herd")

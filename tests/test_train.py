@@ -132,9 +132,13 @@ def test_replace_routes_model_fields_into_the_model_config():
     cfg = get_preset("cpu-tiny").replace(n_layer=1, dropout=0.3, batch_size=2)
     assert (cfg.model.n_layer, cfg.model.dropout, cfg.batch_size) == (1, 0.3, 2)
     assert get_preset("cpu-tiny").model.n_layer == 4  # the preset itself is unchanged
-    assert TrainConfig().replace(block_size=8).block_size == 8  # no model config: the training window
-    bpe = get_preset("cpu-tiny").replace(tokenizer="bpe", vocab_size=1024)
-    assert bpe.vocab_size == 1024 and bpe.model.vocab_size == 65  # the tokenizer's size, not the model's
+    assert TrainConfig().replace(block_size=8).model.block_size == 8  # block_size is always the model's
+    assert TrainConfig(train_window=8).window(GPT(get_preset("cpu-tiny").model)) == 8
+    assert TrainConfig().window(GPT(get_preset("cpu-tiny").model)) == 64  # None: the model's context
+    bpe = get_preset("cpu-tiny").replace(tokenizer="bpe", bpe_vocab_size=1024)
+    assert bpe.bpe_vocab_size == 1024 and bpe.model.vocab_size == 65  # the tokenizer's size, not the model's
+    with pytest.raises(ConfigError, match="bpe_vocab_size"):
+        get_preset("cpu-tiny").replace(vocab_size=1024)
     with pytest.raises(ConfigError, match="divisible"):
         get_preset("cpu-tiny").replace(n_head=3)
 
@@ -214,7 +218,7 @@ def test_train_any_model_without_writing(tmp_path, monkeypatch, text):
     tok, tr, va = gfs.prepare_data(text[:5000])
     torch.manual_seed(0)
     model = gfs.BigramLanguageModel(tok.vocab_size)
-    cfg = TrainConfig(block_size=8, batch_size=16, max_iters=30, eval_interval=15, eval_iters=2,
+    cfg = TrainConfig(train_window=8, batch_size=16, max_iters=30, eval_interval=15, eval_iters=2,
                       learning_rate=1e-1, warmup_iters=0, device="cpu", progress=False)
     result = train(cfg, model=model, tokenizer=tok, train_data=tr, val_data=va)
     assert result.model is model and result.iter_num == 30 and not result.interrupted
@@ -326,3 +330,48 @@ def test_a_model_that_disagrees_with_the_config_is_an_error(text):
     # without a model config, or with the matching one, the model trains
     same = GPT(dataclasses.replace(cfg.model, vocab_size=tok.vocab_size))
     assert train(cfg.replace(max_iters=1), model=same, tokenizer=tok, train_data=tr, val_data=va).iter_num == 1
+
+
+def test_ctrl_c_is_announced_by_the_master_process_only(capsys, monkeypatch):
+    from gpt_from_scratch.train import _StopFlag
+
+    monkeypatch.setenv("RANK", "0")  # the environment is not asked: Distributed says who speaks
+    quiet, loud = _StopFlag(master=False), _StopFlag(master=True)
+    quiet._handle(None, None)
+    assert quiet.set and capsys.readouterr().err == ""
+    loud._handle(None, None)
+    assert loud.set and "Ctrl-C" in capsys.readouterr().err
+
+
+def test_logs_and_plots_name_the_unit_of_the_loss(text, capsys, tmp_path):
+    import matplotlib.pyplot as plt
+
+    from gpt_from_scratch.plotting import plot_losses
+
+    train(tiny_cfg(tokenizer="bpe", bpe_vocab_size=270, max_iters=2, eval_interval=2, eval_iters=1), text=text[:4000])
+    assert "losses in nats per token" in capsys.readouterr().out
+    train(tiny_cfg(max_iters=2, eval_interval=2, eval_iters=1), text=text[:4000])
+    assert "losses in nats per character" in capsys.readouterr().out
+    history = [dict(iter=0, train_loss=3.0, val_loss=3.1)]
+    assert plot_losses(history, unit=gfs.BPETokenizer.unit).get_ylabel() == "cross-entropy loss (nats per token)"
+    assert "per character" in plot_losses(history, unit=gfs.CharTokenizer.unit).get_ylabel()
+    plt.close("all")
+
+
+def test_gradient_checkpointing_through_the_trainer_gives_the_same_losses(text, monkeypatch):
+    """Recomputing activations in the backward pass changes memory, not numbers (dropout masks included)."""
+    import torch.utils.checkpoint
+
+    calls, real = [], torch.utils.checkpoint.checkpoint
+    monkeypatch.setattr(torch.utils.checkpoint, "checkpoint", lambda *a, **k: calls.append(1) or real(*a, **k))
+    tok, tr, va = gfs.prepare_data(text[:20_000])
+    runs = {}
+    for on in (False, True):
+        calls.clear()
+        cfg = tiny_cfg(gradient_checkpointing=on, max_iters=6, eval_interval=3)
+        runs[on] = train(cfg, tokenizer=tok, train_data=tr, val_data=va)
+        assert len(calls) == (6 * 2 if on else 0)  # each training step checkpoints both blocks; evaluation never
+    assert len(runs[True].step_losses) == 6
+    torch.testing.assert_close(runs[True].step_losses, runs[False].step_losses, rtol=1e-5, atol=1e-6)
+    for a, b in zip(runs[True].model.parameters(), runs[False].model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)

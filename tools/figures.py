@@ -140,7 +140,7 @@ def training_windows(path: Path) -> Path:
 
 def causal_mask(path: Path) -> Path:
     plt = _plt()
-    from gpt_from_scratch.attention import causal_mask as make_mask
+    from gpt_from_scratch.teaching import causal_mask as make_mask
 
     T = 6
     g = torch.Generator().manual_seed(0)
@@ -274,7 +274,7 @@ def transformer_block(path: Path) -> Path:
     ax.set_xlim(0, 10)
     ax.set_ylim(0, 13)
     ax.axis("off")
-    ax.set_title("One transformer block (pre-norm), as in attention.Block and model.GPTBlock")
+    ax.set_title("One transformer block (pre-norm), as in teaching.Block and model.GPTBlock")
     # the residual stream
     sx = 2.2
     ax.plot([sx, sx], [0.6, 12.4], color=GREY, lw=5, alpha=0.45, solid_capstyle="round", zorder=0)

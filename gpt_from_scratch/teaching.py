@@ -1,8 +1,14 @@
-"""The teaching pieces of a transformer, one idea per class.
+"""The teaching models: the stepping stones of notebooks 02-04, one idea per class.
 
-Notebooks 02 and 03 build each of these by hand and check them against this
-file. They are written for reading, not speed: `model.py` holds the fused
-version that trains the real model, and a test keeps the two equal.
+`causal_mask`, `Head`, `MultiHeadAttention` (and its batched and fused
+`batched_multi_head_attention` / `sdpa_multi_head_attention` forms),
+`FeedForward`, `Block` and `AttentionLanguageModel`, the small models of the
+loss ladder. The notebooks build each of these by hand and check them against
+this file. They are written for reading, not speed.
+
+The real GPT is model.py: one readable model file, as in nanoGPT, with its
+fused attention, KV cache, RoPE and norms. A test keeps its block equal to
+`Block` here (`model.copy_block_weights`).
 """
 
 from __future__ import annotations
