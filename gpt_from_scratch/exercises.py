@@ -329,7 +329,7 @@ def _whole_number(answer: Any) -> str | None:
 @guarded
 def check_block_params(answer: Any) -> bool:
     """The parameters of one Block(32, 4), counted by hand: attention, feed-forward, two LayerNorms."""
-    from .attention import Block
+    from .teaching import Block
 
     if answer is None:
         return verdict(NOT_TRIED, "count q, k, v (no bias), proj, the two feed-forward layers (with biases) and two LayerNorms")
