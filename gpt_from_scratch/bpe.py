@@ -33,7 +33,7 @@ Plain-data form (``to_dict``) and file format (``save``, a JSON object)::
 
     {"type": "bpe", "version": 1,
      "pattern": "<split regex>" or null,
-     "byte_ids": [256 ints: the id of byte 0, byte 1, ...],
+     "byte_ids": [256 ints: the id of byte 0, byte 1, ... (-1: none)],
      "merges": [[id_a, id_b, new_id], ...],          # in learned (rank) order
      "special_tokens": {"<|endoftext|>": 50256, ...}}
 
@@ -77,6 +77,7 @@ GPT4_SPLIT_PATTERN = (
 PathLike = Union[str, "os.PathLike[str]"]
 _ALLOWED_SPECIAL = ("none_raise", "all", "none")
 _CACHE_LIMIT = 200_000  # pieces remembered by encode before the cache starts over
+NO_TOKEN = -1  # in byte_ids: this byte has no token of its own
 _LONG_PIECE = 256  # bytes; long pieces (pattern=None) encode merge by merge, if there are few merges
 
 
@@ -278,29 +279,6 @@ def gpt2_bytes_to_unicode() -> dict[int, str]:
     return mapping
 
 
-def _download_gpt2_files(name: str) -> tuple[Path, Path]:
-    """vocab.json and merges.txt of a Hugging Face Hub repo, downloaded once and then cached."""
-    try:
-        from huggingface_hub import hf_hub_download
-    except ImportError:
-        raise TokenizerError(
-            f"from_pretrained({name!r}) needs huggingface_hub: pip install huggingface_hub, "
-            "or pass a local folder holding vocab.json and merges.txt"
-        ) from None
-    from .pretrained import GPT2_REPOS  # the same Hub repository as the weights: one cache entry
-
-    repo_id = GPT2_REPOS.get(name, name)
-    try:
-        return tuple(Path(hf_hub_download(repo_id=repo_id, filename=f)) for f in ("vocab.json", "merges.txt"))
-    except Exception as e:  # offline, unknown repo, ...: one line that says what to do
-        why = (str(e).strip().splitlines() or [""])[0][:200]
-        raise TokenizerError(
-            f"could not download vocab.json and merges.txt of {name!r} from the Hugging Face Hub "
-            f"({type(e).__name__}: {why}); connect to the internet once (the files are then cached), "
-            "or pass a local folder holding vocab.json and merges.txt"
-        ) from None
-
-
 # --------------------------------------------------------------------------- #
 # The tokenizer
 # --------------------------------------------------------------------------- #
@@ -326,9 +304,11 @@ class BPETokenizer:
         self.pattern = pattern
         self._split = _compile(pattern) if pattern is not None else None
         self.byte_ids: list[int] = list(range(256)) if byte_ids is None else [int(i) for i in byte_ids]
-        if len(self.byte_ids) != 256 or len(set(self.byte_ids)) != 256:
-            raise ValueError("byte_ids must hold 256 distinct ids, one per byte value")
-        self.vocab: dict[int, bytes] = {i: bytes([b]) for b, i in enumerate(self.byte_ids)}
+        # -1: a byte with no token (SmolLM2 has none for 21 bytes); encoding drops it, as Hugging Face does
+        known = [i for i in self.byte_ids if i != NO_TOKEN]
+        if len(self.byte_ids) != 256 or len(set(known)) != len(known) or min(self.byte_ids) < NO_TOKEN:
+            raise ValueError("byte_ids must hold 256 distinct ids (or -1), one per byte value")
+        self.vocab: dict[int, bytes] = {i: bytes([b]) for b, i in enumerate(self.byte_ids) if i != NO_TOKEN}
         self.merges: dict[tuple[int, int], int] = {}
         for (a, b), new_id in (merges or {}).items():
             if a not in self.vocab or b not in self.vocab:
@@ -341,6 +321,7 @@ class BPETokenizer:
         # every merge makes a new id (always true of trained tokenizers): allows the long-piece shortcut
         self._fresh_ids = len(set(self.merges.values())) == len(self.merges)
         self.special_tokens: dict[str, int] = {}
+        self.chat_template: str | None = None  # a pretrained chat model's template (tokenizer_files.py, chat.py)
         self._cache: dict[str, list[int]] = {}
         self.register_special_tokens(special_tokens or {})
 
@@ -392,7 +373,7 @@ class BPETokenizer:
         """GPT-2's rule: merge the earliest-learned pair present, everywhere in the piece, until none is left.
 
         Its result for a long piece is found faster by applying each merge once, in rank order."""
-        ids = [self.byte_ids[b] for b in piece]
+        ids = [self.byte_ids[b] for b in piece if self.byte_ids[b] != NO_TOKEN]
         if len(ids) >= _LONG_PIECE and 4 * len(ids) > len(self.merges) and self._fresh_ids:
             # A merge only makes pairs that hold its new id, whose own merges rank later, so
             # applying every merge once in rank order gives the same ids, in one fast pass per merge.
@@ -507,6 +488,7 @@ class BPETokenizer:
             "byte_ids": list(self.byte_ids),
             "merges": [[a, b, new_id] for (a, b), new_id in self.merges.items()],
             "special_tokens": dict(self.special_tokens),
+            **({"chat_template": self.chat_template} if self.chat_template is not None else {}),
         }
 
     @classmethod
@@ -524,12 +506,14 @@ class BPETokenizer:
             raise ValueError("BPE tokenizer data needs 'merges': a list of [id_a, id_b, new_id]")
         if pattern is not None and not isinstance(pattern, str):
             raise ValueError("BPE tokenizer 'pattern' must be a string or None")
-        return cls(
+        tokenizer = cls(
             {(int(a), int(b)): int(new_id) for a, b, new_id in merges},
             pattern=pattern,
             special_tokens=dict(d.get("special_tokens") or {}),
             byte_ids=d.get("byte_ids"),
         )
+        tokenizer.chat_template = d.get("chat_template")
+        return tokenizer
 
     def save(self, path: PathLike) -> None:
         """Write the tokenizer as JSON (the ``to_dict`` form, one merge per line)."""
@@ -560,32 +544,17 @@ class BPETokenizer:
     # -- GPT-2 ------------------------------------------------------------- #
     @classmethod
     def from_pretrained(cls, name_or_dir: PathLike = "gpt2") -> "BPETokenizer":
-        """GPT-2's tokenizer, from the Hugging Face Hub ("gpt2") or a local folder.
+        """A pretrained model's tokenizer, with its own ids: the same names and paths as GPT.from_pretrained.
 
-        The folder (or Hub repo) holds GPT-2's ``vocab.json`` (token string ->
-        id) and ``merges.txt`` (one merge per line, "a b", in rank order), with
-        bytes written through :func:`gpt2_bytes_to_unicode`. The result gives
-        GPT-2's own ids; ``<|endoftext|>`` (50256) is a special token.
-        A name that is an existing folder is read from disk, offline.
-        Downloading needs the optional ``huggingface_hub`` package.
+        "gpt2" .. "gpt2-xl": GPT-2's ranks ship with the package, so this works offline
+        (tokenizer_files.py derives the merges). A folder holds tokenizer.json, or GPT-2's
+        ``vocab.json`` and ``merges.txt`` (bytes written through :func:`gpt2_bytes_to_unicode`);
+        a .gguf file holds it in its metadata; a Hub name ("HuggingFaceTB/SmolLM2-135M") is
+        downloaded once with huggingface_hub. See loading.py.
         """
-        folder = Path(name_or_dir)
-        if folder.is_dir():
-            vocab_path, merges_path = folder / "vocab.json", folder / "merges.txt"
-            for p in (vocab_path, merges_path):
-                if not p.is_file():
-                    raise TokenizerError(
-                        f"{folder} has no {p.name}: "
-                        "a GPT-2 tokenizer folder holds vocab.json and merges.txt"
-                    )
-        elif not isinstance(name_or_dir, str) or name_or_dir.startswith((".", "/", "~", "\\")):
-            raise TokenizerError(
-                f"no folder {name_or_dir}: pass a folder holding vocab.json and merges.txt, "
-                "or a Hub name like 'gpt2'"
-            )
-        else:
-            vocab_path, merges_path = _download_gpt2_files(name_or_dir)
-        return cls._from_gpt2_files(vocab_path, merges_path)
+        from .loading import load_tokenizer  # loading.py imports this module
+
+        return load_tokenizer(name_or_dir)
 
     @classmethod
     def _from_gpt2_files(cls, vocab_path: Path, merges_path: Path) -> "BPETokenizer":

@@ -196,7 +196,13 @@ def model_and_tokenizer(ckpt: dict, path: str | os.PathLike = "checkpoint") -> t
 def load_checkpoint(
     path: str | os.PathLike | None = None, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, CharTokenizer]:
-    """(model in eval mode on `device`, tokenizer). path=None loads the shipped checkpoint."""
+    """(model in eval mode on `device`, tokenizer). path=None loads the shipped checkpoint.
+
+    Besides our .pt files: "gpt2".."gpt2-xl", a Hub name, a Hugging Face folder or a .gguf file (loading.py)."""
+    from .loading import is_pretrained_source, load_pretrained  # loading.py imports this module
+
+    if path is not None and is_pretrained_source(path):
+        return load_pretrained(path, device)
     path = shipped_checkpoint_path() if path is None else Path(path)
     model, tokenizer = model_and_tokenizer(read_checkpoint(path, "cpu"), path)
     return model.to(device).eval(), tokenizer
