@@ -49,13 +49,16 @@ def _number(name: str):
     return parse
 
 
+CHECKPOINT_HELP = ("a .pt file, gpt2 .. gpt2-xl, a Hub name (HuggingFaceTB/SmolLM2-135M-Instruct), "
+                   "a Hugging Face folder or a .gguf file")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="gpt_from_scratch", description="Train, sample and evaluate the gpt-from-scratch models.")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
     s = sub.add_parser("sample", help="generate text from a checkpoint (the shipped one by default)")
-    s.add_argument("--checkpoint", help="a .pt file, or gpt2 / gpt2-medium / gpt2-large / gpt2-xl; "
-                   "default: the shipped pretrained checkpoint")
+    s.add_argument("--checkpoint", help=CHECKPOINT_HELP + "; default: the shipped pretrained checkpoint")
     s.add_argument("--prompt", default="", help="text to continue; empty starts from a newline")
     s.add_argument("--max-new-tokens", type=int, default=500, help="tokens to generate (default 500)")
     s.add_argument("--temperature", type=_number("temperature"), default=0.8,
@@ -111,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     e = sub.add_parser("eval", help="mean loss over a whole split, in non-overlapping windows")
-    e.add_argument("--checkpoint", help="a .pt file, or gpt2 (and its larger sizes); default: the shipped checkpoint")
+    e.add_argument("--checkpoint", help=CHECKPOINT_HELP + "; default: the shipped checkpoint")
     e.add_argument("--data", help="a text file (default: Tiny Shakespeare)")
     e.add_argument("--split", choices=("val", "train"), default="val")
     e.add_argument("--device", choices=DEVICES, default="auto")
@@ -119,8 +122,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export", help="write a small, weights-only copy of a checkpoint for sharing")
     x.add_argument("--checkpoint", required=True, help="a training checkpoint, e.g. out-cpu-tiny/best.pt")
-    x.add_argument("--out", required=True, help="the file to write")
+    x.add_argument("--out", required=True, help="the file to write (with --format hf: the folder)")
     x.add_argument("--half", action="store_true", help="store the weights in float16 (half the size)")
+    x.add_argument("--format", choices=("pt", "hf"), default="pt",
+                   help="pt: our own format (default); hf: a Hugging Face folder that transformers loads")
+
+    c = sub.add_parser("chat", help="chat with a chat model (e.g. SmolLM2-Instruct), one user turn per line of input")
+    c.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
+    c.add_argument("--system", help="the system prompt (default: the model's own, if its template has one)")
+    c.add_argument("--max-new-tokens", type=_positive_int("max-new-tokens"), default=256,
+                   help="the longest reply, in tokens (default 256)")
+    c.add_argument("--temperature", type=_number("temperature"), default=0.7, help="0 is greedy (default 0.7)")
+    c.add_argument("--top-k", type=int, default=None, help="sample only from the k most likely tokens")
+    c.add_argument("--top-p", type=_number("top-p"), default=None,
+                   help="sample only from the smallest set of tokens holding this much probability")
+    c.add_argument("--seed", type=int, default=None, help="make the replies reproducible")
+    c.add_argument("--device", choices=DEVICES, default="auto")
     return p
 
 
@@ -130,13 +147,12 @@ GPT2_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
 
 
 def load_for_cli(checkpoint: str | None, device) -> tuple:
-    """(model, tokenizer, description): a .pt file, the shipped checkpoint, or OpenAI's GPT-2 by name."""
+    """(model, tokenizer, description): a .pt file, the shipped checkpoint, or a pretrained model (loading.py)."""
     if checkpoint in GPT2_NAMES:
-        from .bpe import BPETokenizer
-        from .model import GPT
+        from .loading import load_pretrained
 
-        model = GPT.from_pretrained(checkpoint).to(device)
-        return model, BPETokenizer.from_pretrained(checkpoint), f"OpenAI's {checkpoint}"
+        model, tokenizer = load_pretrained(checkpoint, device)
+        return model, tokenizer, f"OpenAI's {checkpoint}"
     from .checkpoint import load_checkpoint, shipped_checkpoint_path
 
     path = checkpoint or shipped_checkpoint_path()
@@ -339,7 +355,9 @@ def cmd_eval(args) -> int:
 
     device = get_device(args.device, verbose=False)  # stderr holds only notes and errors
     train_frac = 0.9
-    if args.checkpoint in GPT2_NAMES:
+    from .loading import is_pretrained_source
+
+    if args.checkpoint is not None and is_pretrained_source(args.checkpoint):
         model, tokenizer, _ = load_for_cli(args.checkpoint, device)
     else:  # read once: the weights, and the split the model was trained on
         path = args.checkpoint or shipped_checkpoint_path()
@@ -359,9 +377,57 @@ def cmd_eval(args) -> int:
 def cmd_export(args) -> int:
     from .checkpoint import export_checkpoint
 
+    if args.format == "hf":
+        from .export_hf import export_hf
+
+        if args.half:
+            raise CLIError("--half is for our own format; a Hugging Face folder is written in float32")
+        folder, notes = export_hf(args.checkpoint, args.out)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        print(f"wrote {folder} (load it with transformers.AutoModelForCausalLM.from_pretrained)")
+        return 0
+
     path = export_checkpoint(args.checkpoint, args.out, half=args.half)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
+
+
+# --- chat ------------------------------------------------------------------------------
+
+
+def cmd_chat(args) -> int:
+    """One user turn per line of stdin, each reply streamed to stdout; /reset starts over (chat.py)."""
+    from .chat import ChatSession
+    from .checkpoint import load_checkpoint
+    from .device import get_device
+
+    device = get_device(args.device, verbose=False)
+    model, tokenizer = load_checkpoint(args.checkpoint, device=device)
+    session = ChatSession(model, tokenizer, system=args.system, max_new_tokens=args.max_new_tokens,
+                          temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
+                          on_note=lambda note: print(note, file=sys.stderr, flush=True))
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print("type a message and press Enter; /reset starts over, Ctrl-D ends", file=sys.stderr)
+    while True:
+        if interactive:
+            print("> ", end="", file=sys.stderr, flush=True)
+        line = sys.stdin.readline()
+        if not line:  # end of input
+            return 0
+        text = line.rstrip("\r\n")
+        if text.strip() == "/reset":
+            session.reset()
+            print("(a new conversation)", file=sys.stderr, flush=True)
+            continue
+        if not text.strip():
+            continue
+        for piece in session.send(text):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        sys.stdout.flush()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -374,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError
     from .data import DataError
 
-    commands = {"sample": cmd_sample, "train": cmd_train, "eval": cmd_eval, "export": cmd_export}
+    commands = {"sample": cmd_sample, "train": cmd_train, "eval": cmd_eval, "export": cmd_export, "chat": cmd_chat}
     try:
         return commands[args.command](args)
     except (CLIError, CheckpointError, DataError, TokenizerError, ValueError) as e:
