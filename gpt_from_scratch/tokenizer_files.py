@@ -162,6 +162,15 @@ def read_chat_template(folder: Path) -> str | None:
     return template if isinstance(template, str) else None
 
 
+def _is_char_tokenizer(data: dict) -> bool:
+    """A character tokenizer as export_hf.py writes it: single characters numbered 0.., no merges, no split."""
+    model = data.get("model") or {}
+    vocab = model.get("vocab") or {}
+    return (model.get("type") == "BPE" and not model.get("merges") and data.get("pre_tokenizer") is None
+            and (data.get("decoder") or {}).get("type") == "Fuse" and all(len(t) == 1 for t in vocab)
+            and sorted(vocab.values()) == list(range(len(vocab))) and vocab == dict(sorted(vocab.items())))
+
+
 def tokenizer_from_tokenizer_json(path: str | Path) -> BPETokenizer:
     """Our BPETokenizer from a Hugging Face tokenizer.json (its chat template from the folder, if any)."""
     path = Path(path)
@@ -170,6 +179,10 @@ def tokenizer_from_tokenizer_json(path: str | Path) -> BPETokenizer:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise TokenizerError(f"cannot read {path}: {e}; download it again") from None
     model = data.get("model") or {}
+    if _is_char_tokenizer(data):
+        from .tokenizer import CharTokenizer
+
+        return CharTokenizer(sorted(model["vocab"], key=model["vocab"].get))
     if model.get("type") != "BPE" or data.get("normalizer") or model.get("ignore_merges") or model.get("byte_fallback"):
         raise TokenizerError(f"{path} is not a plain byte-level BPE (model, normalizer or options differ)")
     special = {t["content"]: int(t["id"]) for t in data.get("added_tokens", [])}
