@@ -89,7 +89,8 @@ class ChatSession:
     The capital of France is Paris.
 
     `tokens` is the conversation as the cache holds it; `last_fed` how many tokens the
-    last turn fed (its new tokens only); `notes` the messages about dropped turns.
+    last turn fed (its new tokens only), `prompt_length` the length of `tokens` then;
+    `notes` the messages about dropped turns.
     """
 
     def __init__(self, model, tokenizer, system: str | None = None, max_new_tokens: int = 256,
@@ -159,7 +160,8 @@ class ChatSession:
         prompt = self.template.turn(self.tokenizer, "user", text) + self.template.reply_prompt(self.tokenizer)
         feed = self._to_feed(prompt)
         logits = self._feed(feed)
-        self.last_fed, self.prompt_logits = len(feed), logits
+        # what the last turn fed, the conversation's length then, and the logits of the reply's first token
+        self.last_fed, self.prompt_length, self.prompt_logits = len(feed), len(self.tokens), logits
         reply: list[int] = []
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         for _ in range(self.max_new_tokens):
