@@ -18,6 +18,7 @@ from .attention import (  # noqa: E402
 )
 from .bigram import BigramLanguageModel  # noqa: E402
 from . import plotting  # noqa: E402  (matplotlib itself loads only when a figure is drawn)
+from . import exercises  # noqa: E402  (the notebooks call gfs.exercises.check_...)
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, shipped_checkpoint_path  # noqa: E402
 from .data import (  # noqa: E402
     DATA_SHA256,
