@@ -367,7 +367,9 @@ def cmd_eval(args) -> int:
         train_frac = float(ckpt.get("train_config", {}).get("train_frac", 0.9))
     train_text, val_text = train_val_split(load_text(args.data), train_frac)
     text = val_text if args.split == "val" else train_text
-    r = evaluate_text(model, tokenizer, text, batch_size=args.batch_size, device=device,
+    # a long context times a large vocabulary (SmolLM2: 8192 x 49152) makes huge logits: fewer windows at once
+    batch_size = max(1, min(args.batch_size, 2**28 // (model.config.block_size * model.config.vocab_size)))
+    r = evaluate_text(model, tokenizer, text, batch_size=batch_size, device=device,
                       progress=sys.stderr.isatty())
     print(f"{args.split}_loss {r['loss_per_token']:.4f}")
     print(f"{args.split}_loss_per_char {r['loss_per_char']:.4f} ({r['chars']:,} characters, {r['tokens']:,} tokens)")

@@ -77,3 +77,22 @@ def test_other_combinations_name_the_option(options, named, tmp_path, monkeypatc
     rc = cli.main(["export", "--checkpoint", str(tmp_path / "odd.pt"), "--format", "hf", "--out", str(tmp_path / "x")])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error: ") and named in err and err.count("\n") == 1
+
+
+def test_eval_and_sample_take_a_hugging_face_folder(tmp_path, capsys, text):
+    """Every --checkpoint load_checkpoint takes: the exported folder scores and samples as the .pt file does."""
+    path = REPO_ROOT / "checkpoints" / "cpu-modern.pt"
+    export_hf(path, tmp_path / "hf")
+    (tmp_path / "small.txt").write_text(text[:20000], encoding="utf-8")
+    scores = []
+    for source in (path, tmp_path / "hf"):
+        argv = ["eval", "--checkpoint", str(source), "--data", str(tmp_path / "small.txt"), "--device", "cpu"]
+        assert cli.main(argv) == 0
+        scores.append(capsys.readouterr().out)
+    assert scores[0] == scores[1] and "val_loss_per_char" in scores[0]
+    samples = []
+    for source in (path, tmp_path / "hf"):
+        argv = ["sample", "--checkpoint", str(source), "--max-new-tokens", "30", "--seed", "3", "--device", "cpu"]
+        assert cli.main(argv) == 0
+        samples.append(capsys.readouterr().out)
+    assert samples[0] == samples[1] and len(samples[0]) > 30
