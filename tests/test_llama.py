@@ -153,4 +153,5 @@ def test_cli_hub_name_offline_is_one_error_line(tmp_path):
                         "HuggingFaceTB/SmolLM2-135M-Instruct", "--max-new-tokens", "3"],
                        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert r.returncode == 2 and r.stdout == ""
-    assert r.stderr.startswith("error: cannot download HuggingFaceTB/SmolLM2-135M-Instruct") and r.stderr.count("\n") == 1
+    assert r.stderr.startswith("error: cannot download HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert r.stderr.count("\n") == 1
