@@ -13,7 +13,7 @@ import gpt_from_scratch as gfs
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 EXPECTED = [
     "01_bigram", "02_single_head_attention", "03_multi_head_attention", "04_gpt", "05_generation",
-    "06_bpe_tokenizer", "07_modern_block", "08_gpt2", "09_your_own_text",
+    "06_bpe_tokenizer", "07_modern_block", "08_gpt2", "09_your_own_text", "10_a_real_model",
 ]
 
 
