@@ -38,7 +38,7 @@ from .train import (  # noqa: E402
     PRESETS, ConfigError, TrainConfig, evaluate_split, evaluate_text, estimate_loss, train,
 )
 from .bpe import BPETokenizer, GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN  # noqa: E402
-from . import pretrained  # noqa: E402,F401  (registers GPT.from_pretrained's loader; safetensors loads lazily)
+from . import loading  # noqa: E402,F401  (registers the from_pretrained loaders; safetensors, gguf load lazily)
 
 __all__ = [
     "BPETokenizer", "GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN",

@@ -33,7 +33,7 @@ Plain-data form (``to_dict``) and file format (``save``, a JSON object)::
 
     {"type": "bpe", "version": 1,
      "pattern": "<split regex>" or null,
-     "byte_ids": [256 ints: the id of byte 0, byte 1, ...],
+     "byte_ids": [256 ints: the id of byte 0, byte 1, ... (-1: none)],
      "merges": [[id_a, id_b, new_id], ...],          # in learned (rank) order
      "special_tokens": {"<|endoftext|>": 50256, ...}}
 
@@ -50,11 +50,10 @@ import os
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable, Union
+from typing import Any, Callable, ClassVar, Iterable, Union
 
 from . import bpe_fast
 from .files import atomic_write
-from .hub import HubError, download
 from .tokenizer import Tokenizer
 
 __all__ = [
@@ -80,6 +79,7 @@ GPT4_SPLIT_PATTERN = (
 
 PathLike = Union[str, "os.PathLike[str]"]
 _ALLOWED_SPECIAL = ("none_raise", "all", "none")
+NO_TOKEN = bpe_fast.NO_TOKEN  # in byte_ids: this byte has no token of its own
 
 
 class TokenizerError(RuntimeError):
@@ -182,15 +182,6 @@ def gpt2_bytes_to_unicode() -> dict[int, str]:
     return mapping
 
 
-def _download_gpt2_files(name: str) -> tuple[Path, Path]:
-    """vocab.json and merges.txt from the same Hub repository as the weights (one cache entry)."""
-    try:
-        vocab_path, merges_path = download(name, ("vocab.json", "merges.txt"))
-    except HubError as e:
-        raise TokenizerError(str(e)) from None
-    return vocab_path, merges_path
-
-
 # --------------------------------------------------------------------------- #
 # The tokenizer
 # --------------------------------------------------------------------------- #
@@ -218,9 +209,11 @@ class BPETokenizer(Tokenizer):
         self.pattern = pattern
         self._split = _compile(pattern) if pattern is not None else None
         self.byte_ids: list[int] = list(range(256)) if byte_ids is None else [int(i) for i in byte_ids]
-        if len(self.byte_ids) != 256 or len(set(self.byte_ids)) != 256:
-            raise ValueError("byte_ids must hold 256 distinct ids, one per byte value")
-        self.vocab: dict[int, bytes] = {i: bytes([b]) for b, i in enumerate(self.byte_ids)}
+        # -1: a byte with no token (SmolLM2 has none for 21 bytes); encoding drops it, as Hugging Face does
+        known = [i for i in self.byte_ids if i != NO_TOKEN]
+        if len(self.byte_ids) != 256 or len(set(known)) != len(known) or min(self.byte_ids) < NO_TOKEN:
+            raise ValueError("byte_ids must hold 256 distinct ids (or -1), one per byte value")
+        self.vocab: dict[int, bytes] = {i: bytes([b]) for b, i in enumerate(self.byte_ids) if i != NO_TOKEN}
         self.merges: dict[tuple[int, int], int] = {}
         for (a, b), new_id in (merges or {}).items():
             if a not in self.vocab or b not in self.vocab:
@@ -230,6 +223,7 @@ class BPETokenizer(Tokenizer):
                 raise ValueError(f"merge ({a}, {b}) -> {new_id} reuses an id that holds other bytes")
             self.merges[(a, b)] = new_id
         self.special_tokens: dict[str, int] = {}
+        self.chat_template: str | None = None  # a pretrained chat model's template (tokenizer_files.py, chat.py)
         self._encoder = bpe_fast.PieceEncoder(self.merges, self.byte_ids)  # encode_piece, fast and cached
         self.register_special_tokens(special_tokens or {})
 
@@ -370,6 +364,7 @@ class BPETokenizer(Tokenizer):
             "byte_ids": list(self.byte_ids),
             "merges": [[a, b, new_id] for (a, b), new_id in self.merges.items()],
             "special_tokens": dict(self.special_tokens),
+            **({"chat_template": self.chat_template} if self.chat_template is not None else {}),
         }
 
     @classmethod
@@ -387,12 +382,14 @@ class BPETokenizer(Tokenizer):
             raise ValueError("BPE tokenizer data needs 'merges': a list of [id_a, id_b, new_id]")
         if pattern is not None and not isinstance(pattern, str):
             raise ValueError("BPE tokenizer 'pattern' must be a string or None")
-        return cls(
+        tokenizer = cls(
             {(int(a), int(b)): int(new_id) for a, b, new_id in merges},
             pattern=pattern,
             special_tokens=dict(d.get("special_tokens") or {}),
             byte_ids=d.get("byte_ids"),
         )
+        tokenizer.chat_template = d.get("chat_template")
+        return tokenizer
 
     def save(self, path: PathLike) -> None:
         """Write the tokenizer as JSON (the ``to_dict`` form, one merge per line)."""
@@ -418,35 +415,23 @@ class BPETokenizer(Tokenizer):
             ) from None
         return cls.from_dict(d)
 
-    # -- GPT-2 ------------------------------------------------------------- #
+    # -- pretrained ------------------------------------------------------- #
+    # from_pretrained's loader: loading.py registers it (loaders import the tokenizer, never the other way round).
+    pretrained_loader: ClassVar[Callable[..., "BPETokenizer"] | None] = None
+
     @classmethod
     def from_pretrained(cls, name_or_dir: PathLike = "gpt2") -> "BPETokenizer":
-        """GPT-2's tokenizer, from the Hugging Face Hub ("gpt2") or a local folder.
+        """A pretrained model's tokenizer, with its own ids: the same names and paths as GPT.from_pretrained.
 
-        The folder (or Hub repo) holds GPT-2's ``vocab.json`` (token string ->
-        id) and ``merges.txt`` (one merge per line, "a b", in rank order), with
-        bytes written through :func:`gpt2_bytes_to_unicode`. The result gives
-        GPT-2's own ids; ``<|endoftext|>`` (50256) is a special token.
-        A name that is an existing folder is read from disk, offline.
-        Downloading needs the optional ``huggingface_hub`` package.
+        "gpt2" .. "gpt2-xl": GPT-2's ranks ship with the package, so this works offline
+        (tokenizer_files.py derives the merges). A folder holds tokenizer.json, or GPT-2's
+        ``vocab.json`` and ``merges.txt`` (bytes written through :func:`gpt2_bytes_to_unicode`);
+        a .gguf file holds it in its metadata; a Hub name ("HuggingFaceTB/SmolLM2-135M") is
+        downloaded once with huggingface_hub. See loading.py.
         """
-        folder = Path(name_or_dir)
-        if folder.is_dir():
-            vocab_path, merges_path = folder / "vocab.json", folder / "merges.txt"
-            for p in (vocab_path, merges_path):
-                if not p.is_file():
-                    raise TokenizerError(
-                        f"{folder} has no {p.name}: "
-                        "a GPT-2 tokenizer folder holds vocab.json and merges.txt"
-                    )
-        elif not isinstance(name_or_dir, str) or name_or_dir.startswith((".", "/", "~", "\\")):
-            raise TokenizerError(
-                f"no folder {name_or_dir}: pass a folder holding vocab.json and merges.txt, "
-                "or a Hub name like 'gpt2'"
-            )
-        else:
-            vocab_path, merges_path = _download_gpt2_files(name_or_dir)
-        return cls._from_gpt2_files(vocab_path, merges_path)
+        if cls.pretrained_loader is None:
+            raise RuntimeError("no pretrained loader is registered; import gpt_from_scratch.loading")
+        return cls.pretrained_loader(name_or_dir)
 
     @classmethod
     def _from_gpt2_files(cls, vocab_path: Path, merges_path: Path) -> "BPETokenizer":

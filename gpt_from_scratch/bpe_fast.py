@@ -21,6 +21,7 @@ from collections import Counter, defaultdict
 
 CACHE_LIMIT = 200_000  # pieces remembered by PieceEncoder before its cache starts over
 LONG_PIECE = 256  # bytes; long pieces (pattern=None) encode merge by merge, if there are few merges
+NO_TOKEN = -1  # in byte_ids: this byte has no token of its own (encoding drops it)
 
 
 def _find(ids: list[int], pair: tuple[int, int], start: int = 0) -> int:
@@ -199,7 +200,7 @@ class PieceEncoder:
 
     def encode_bytes(self, piece: bytes) -> list[int]:
         """Merge the earliest-learned pair present, everywhere in the piece, until none is left."""
-        ids = [self.byte_ids[b] for b in piece]
+        ids = [self.byte_ids[b] for b in piece if self.byte_ids[b] != NO_TOKEN]
         if len(ids) >= LONG_PIECE and 4 * len(ids) > len(self.merges) and self.fresh_ids:
             # A merge only makes pairs that hold its new id, whose own merges rank later, so
             # applying every merge once in rank order gives the same ids, in one fast pass per merge.

@@ -10,6 +10,7 @@ import os
 import pickle
 import zipfile
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -182,10 +183,20 @@ def model_and_tokenizer(ckpt: dict, path: str | os.PathLike = "checkpoint") -> t
     return model, tokenizer
 
 
+# (is_pretrained_source, load_pretrained): loading.py registers them, as it imports this module.
+pretrained_loader: tuple[Callable[[Any], bool], Callable[..., tuple[nn.Module, Tokenizer]]] | None = None
+
+
 def load_checkpoint(
     path: str | os.PathLike | None = None, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, Tokenizer]:
-    """(model in eval mode on `device`, tokenizer). path=None loads the shipped checkpoint."""
+    """(model in eval mode on `device`, tokenizer). path=None loads the shipped checkpoint.
+
+    Besides our .pt files: "gpt2".."gpt2-xl", a Hub name, a Hugging Face folder or a .gguf file (loading.py)."""
+    if path is not None and pretrained_loader is not None:
+        is_pretrained_source, load_pretrained = pretrained_loader
+        if is_pretrained_source(path):
+            return load_pretrained(path, device)
     path = shipped_checkpoint_path() if path is None else Path(path)
     model, tokenizer = model_and_tokenizer(read_checkpoint(path, "cpu"), path)
     return model.to(device).eval(), tokenizer

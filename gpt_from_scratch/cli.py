@@ -1,4 +1,4 @@
-"""`python -m gpt_from_scratch train|sample|eval|export`.
+"""`python -m gpt_from_scratch train|sample|eval|chat|export`.
 
 Bad arguments and bad input end with exit code 2 and one line on stderr that
 starts with `error:`, never a traceback. Only the package's own error classes
@@ -16,11 +16,14 @@ from pathlib import Path
 
 from . import __version__
 from .bpe import TokenizerError
+from .chat import ChatError
 from .checkpoint import TOKENIZER_KINDS, CheckpointError
 from .data import DataError
 from .hub import GPT2_REPOS
+from .loading import is_pretrained_source, load_pretrained
 from .model import ACTIVATIONS, NORMS, POSITIONS, GPTConfig
 from .train import PRESETS, ConfigError, TrainConfig
+from .weight_maps import WeightMapError
 
 PROG = "gpt_from_scratch"
 DTYPES = ("auto", "float32", "bfloat16", "float16")  # train.resolve_dtype's names (it keeps no list of them)
@@ -28,7 +31,7 @@ TOKENIZERS = tuple(TOKENIZER_KINDS)  # "char", "bpe"
 GPT2_NAMES = tuple(GPT2_REPOS)
 DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 # The errors that mean "the user's input is wrong": one `error:` line and exit code 2.
-USER_ERRORS = (CheckpointError, ConfigError, DataError, TokenizerError)
+USER_ERRORS = (CheckpointError, ChatError, ConfigError, DataError, TokenizerError, WeightMapError)
 
 
 class CLIError(Exception):
@@ -82,8 +85,9 @@ def _subparser(sub, name: str, help: str, examples: tuple[str, ...]) -> argparse
                           epilog=_epilog(*examples), formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
-CHECKPOINT_HELP = (f"a .pt file, a GPT-2 name ({', '.join(GPT2_NAMES)}) or a folder with a Hugging Face "
-                   "GPT-2 (config.json, model.safetensors, vocab.json, merges.txt); default: the shipped checkpoint")
+SOURCES_HELP = (f"a .pt file, a GPT-2 name ({', '.join(GPT2_NAMES)}), a Hub name (HuggingFaceTB/SmolLM2-135M-Instruct), "
+                "a Hugging Face folder (config.json, model.safetensors, tokenizer files) or a .gguf file")
+CHECKPOINT_HELP = SOURCES_HELP + "; default: the shipped checkpoint"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sample(sub)
     _add_train(sub)
     _add_eval(sub)
+    _add_chat(sub)
     _add_export(sub)
     return p
 
@@ -224,31 +229,40 @@ def _add_export(sub) -> None:
     x = _subparser(sub, "export", "write a small, weights-only copy of a checkpoint for sharing", (
         "export --checkpoint out-cpu-tiny/best.pt --out cpu-tiny.pt --half",))
     x.add_argument("--checkpoint", required=True, metavar="PATH", help="a training checkpoint, e.g. out-cpu-tiny/best.pt")
-    x.add_argument("--out", required=True, metavar="FILE", help="the file to write")
+    x.add_argument("--out", required=True, metavar="FILE", help="the file to write (with --format hf: the folder)")
     x.add_argument("--half", action="store_true", help="store the weights in float16 (half the size)")
+    x.add_argument("--format", choices=("pt", "hf"), default="pt",
+                   help="pt: our own format (default); hf: a Hugging Face folder that transformers loads")
+
+
+def _add_chat(sub) -> None:
+    c = _subparser(sub, "chat", "chat with a chat model (e.g. SmolLM2-Instruct), one user turn per line of input", (
+        "chat --checkpoint HuggingFaceTB/SmolLM2-135M-Instruct",
+        "chat --checkpoint SmolLM2-135M-Instruct.Q4_1.gguf --temperature 0 < questions.txt"))
+    c.add_argument("--checkpoint", required=True, metavar="PATH_OR_NAME", help=SOURCES_HELP)
+    c.add_argument("--device", type=_device, default="auto", metavar="NAME", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    c.add_argument("--system", metavar="TEXT", help="the system prompt (default: the model's own, if its template has one)")
+    c.add_argument("--max-new-tokens", type=_whole(1), default=256, metavar="N", help="the longest reply, in tokens (default 256)")
+    c.add_argument("--temperature", type=_number, default=0.7, metavar="T", help="0 is greedy (default 0.7)")
+    c.add_argument("--top-k", type=_whole(1), default=None, metavar="K", help="sample only from the k most likely tokens")
+    c.add_argument("--top-p", type=_number, default=None, metavar="P",
+                   help="sample only from the smallest set of tokens holding this much probability")
+    c.add_argument("--seed", type=int, default=None, metavar="N", help="make the replies reproducible")
 
 
 # --- loading a model --------------------------------------------------------------
 
 
-def is_gpt2(checkpoint: str | None) -> bool:
-    """OpenAI's GPT-2 by name, or a folder in Hugging Face's layout (read by pretrained.py)."""
-    return checkpoint is not None and (checkpoint in GPT2_NAMES or Path(checkpoint).expanduser().is_dir())
-
-
 def load_for_cli(checkpoint: str | None, device) -> tuple:
-    """(model, tokenizer, description): a .pt file, the shipped checkpoint, or GPT-2 by name or folder."""
+    """(model, tokenizer, description): a .pt file, the shipped checkpoint, or a pretrained model (loading.py)."""
     folder = Path(checkpoint or "").expanduser()
     if checkpoint and (folder / "best.pt").is_file() and not (folder / "config.json").is_file():
         raise CLIError(f"--checkpoint {checkpoint} is a training run's folder; pass a file in it, "
                        f"such as {folder / 'best.pt'}")
-    if is_gpt2(checkpoint):
-        from .bpe import BPETokenizer
-        from .model import GPT
-
-        model = GPT.from_pretrained(checkpoint).to(device)
+    if checkpoint is not None and is_pretrained_source(checkpoint):
+        model, tokenizer = load_pretrained(checkpoint, device)
         where = f"OpenAI's {checkpoint}" if checkpoint in GPT2_NAMES else checkpoint
-        return model, BPETokenizer.from_pretrained(checkpoint), where
+        return model, tokenizer, where
     from .checkpoint import load_checkpoint, shipped_checkpoint_path
 
     path = checkpoint or shipped_checkpoint_path()
@@ -479,7 +493,7 @@ def cmd_eval(args) -> int:
 
     device = _get_device(args.device)
     train_frac = 0.9
-    if is_gpt2(args.checkpoint):
+    if args.checkpoint is not None and is_pretrained_source(args.checkpoint):
         model, tokenizer, _ = load_for_cli(args.checkpoint, device)
     else:  # read once: the weights, and the split the model was trained on
         path = args.checkpoint or shipped_checkpoint_path()
@@ -493,7 +507,9 @@ def cmd_eval(args) -> int:
         tokenizer.encode("".join(sorted(set(text))))
     except ValueError as e:
         raise CLIError(f"--data: {e}; evaluate on a text this checkpoint's tokenizer can read") from None
-    r = evaluate_text(model, tokenizer, text, batch_size=args.batch_size, device=device,
+    # a long context times a large vocabulary (SmolLM2: 8192 x 49152) makes huge logits: fewer windows at once
+    batch_size = max(1, min(args.batch_size, 2**28 // (model.config.block_size * model.config.vocab_size)))
+    r = evaluate_text(model, tokenizer, text, batch_size=batch_size, device=device,
                       progress=sys.stderr.isatty())
     print(f"{args.split}_loss {r['loss_per_token']:.4f}")
     print(f"{args.split}_loss_per_char {r['loss_per_char']:.4f} ({r['chars']:,} characters, {r['tokens']:,} tokens)")
@@ -503,9 +519,54 @@ def cmd_eval(args) -> int:
 def cmd_export(args) -> int:
     from .checkpoint import export_checkpoint
 
+    if args.format == "hf":
+        from .export_hf import export_hf
+
+        if args.half:
+            raise CLIError("--half is for our own format; a Hugging Face folder is written in float32")
+        folder, notes = export_hf(args.checkpoint, args.out)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        print(f"wrote {folder} (load it with transformers.AutoModelForCausalLM.from_pretrained)")
+        return 0
     path = export_checkpoint(args.checkpoint, args.out, half=args.half)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
+
+
+# --- chat ------------------------------------------------------------------------------
+
+
+def cmd_chat(args) -> int:
+    """One user turn per line of stdin, each reply streamed to stdout; /reset starts over (chat.py)."""
+    from .chat import ChatSession
+
+    _check_sampling(args)
+    model, tokenizer, _ = load_for_cli(args.checkpoint, _get_device(args.device))
+    session = ChatSession(model, tokenizer, system=args.system, max_new_tokens=args.max_new_tokens,
+                          temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
+                          on_note=lambda note: print(note, file=sys.stderr, flush=True))
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print("type a message and press Enter; /reset starts over, Ctrl-D ends", file=sys.stderr)
+    while True:
+        if interactive:
+            print("> ", end="", file=sys.stderr, flush=True)
+        line = sys.stdin.readline()
+        if not line:  # end of input
+            return 0
+        text = line.rstrip("\r\n")
+        if text.strip() == "/reset":
+            session.reset()
+            print("(a new conversation)", file=sys.stderr, flush=True)
+            continue
+        if not text.strip():
+            continue
+        for piece in session.send(text):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        sys.stdout.flush()
 
 
 # --- the entry point ---------------------------------------------------------------
@@ -542,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    commands = {"sample": cmd_sample, "train": cmd_train, "eval": cmd_eval, "export": cmd_export}
+    commands = {"sample": cmd_sample, "train": cmd_train, "eval": cmd_eval, "export": cmd_export, "chat": cmd_chat}
     try:
         return commands[args.command](args)
     except (CLIError, *USER_ERRORS) as e:

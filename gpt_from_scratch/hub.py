@@ -19,6 +19,13 @@ GPT2_REPOS = {
     "gpt2-large": "openai-community/gpt2-large",  # 774M
     "gpt2-xl": "openai-community/gpt2-xl",  # 1558M
 }
+# Hugging Face's small Llama-family models (chapter 10), base and chat ("-Instruct").
+SMOLLM2_REPOS = tuple(
+    f"HuggingFaceTB/SmolLM2-{size}{kind}" for size in ("135M", "360M", "1.7B") for kind in ("", "-Instruct")
+)
+# What a model folder on the Hub holds: the files we need, and the tokenizer's, which a repository may lack.
+MODEL_FILES = ("config.json", "model.safetensors")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 INSTALL_HINT = 'pip install huggingface_hub (or pip install -e ".[gpt2]")'
 
 
@@ -70,3 +77,18 @@ def download(name: str, filenames: Sequence[str]) -> list[Path]:
             f"could not download {repo}: {first_line}; connect to the internet and retry, "
             f"or pass a local folder holding {files}"
         ) from None
+
+
+def download_folder(name: str, files: Sequence[str] = MODEL_FILES, optional: Sequence[str] = TOKENIZER_FILES) -> Path:
+    """The local folder (Hugging Face's cache) holding `files` of a repository, and those of `optional` it has.
+
+    Every file of one repository lands in the same snapshot folder, so the loaders of a
+    local folder read it as they read any other: one code path for both.
+    """
+    paths = download(name, files)
+    for filename in optional:
+        try:
+            download(name, [filename])
+        except HubError:  # not in this repository (or offline and not cached): the loaders say what is missing
+            pass
+    return paths[0].parent

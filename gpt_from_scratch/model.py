@@ -62,6 +62,8 @@ class GPTConfig:
     pos: str = "learned"  # "learned" position embeddings | "rope" (rotary)
     n_kv_head: int | None = None  # key/value heads; None means n_head (grouped-query attention below it)
     mlp_hidden: int | None = None  # the MLP's hidden width; None: 4 * n_embd, or swiglu_hidden(n_embd)
+    rope_theta: float = ROPE_BASE  # the base of RoPE's angles (SmolLM2: 100000.0)
+    norm_eps: float = 1e-5  # the epsilon of LayerNorm / RMSNorm (Llama files state theirs)
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -129,19 +131,21 @@ class RMSNorm(nn.Module):
 
 def make_norm(config: GPTConfig) -> nn.Module:
     if config.norm == "rmsnorm":
-        return RMSNorm(config.n_embd)
-    return nn.LayerNorm(config.n_embd, bias=config.bias)
+        return RMSNorm(config.n_embd, eps=config.norm_eps)
+    return nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)
 
 
-def rope_cos_sin(positions: torch.Tensor, head_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin of the rotary angles position * ROPE_BASE^(-2i / head_size): each (T, head_size // 2).
+def rope_cos_sin(
+    positions: torch.Tensor, head_size: int, base: float = ROPE_BASE
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of the rotary angles position * base^(-2i / head_size): each (T, head_size // 2).
 
     Computed in float64 on the CPU, then rounded to float32, so that a
     position far beyond block_size is as exact as an early one (the KV cache
     relies on it).
     """
-    i = torch.arange(0, head_size, 2, dtype=torch.float64)  # (hs/2,)
-    inv_freq = ROPE_BASE ** (-i / head_size)  # from 1 (fast rotation) down to ~1/ROPE_BASE
+    i = torch.arange(0, head_size, 2, dtype=torch.float64, device="cpu")  # (hs/2,)
+    inv_freq = float(base) ** (-i / head_size)  # from 1 (fast rotation) down to ~1/base
     angles = positions.to("cpu", torch.float64)[:, None] * inv_freq  # (T, hs/2)
     return angles.cos().float(), angles.sin().float()
 
@@ -358,7 +362,8 @@ class GPT(GenerationMixin, nn.Module):
             # One matrix maps characters to vectors and vectors back to characters.
             self.transformer.wte.weight = self.lm_head.weight
         if config.pos == "rope":  # the angles of positions 0..block_size-1, computed once (not saved)
-            cos, sin = rope_cos_sin(torch.arange(config.block_size), config.n_embd // config.n_head)
+            positions = torch.arange(config.block_size, device="cpu")  # real numbers, even under torch.device("meta")
+            cos, sin = rope_cos_sin(positions, config.n_embd // config.n_head, config.rope_theta)
             self.register_buffer("rope_cos", cos, persistent=False)  # (block_size, hs/2)
             self.register_buffer("rope_sin", sin, persistent=False)
         self.apply(init_weights)
@@ -395,7 +400,8 @@ class GPT(GenerationMixin, nn.Module):
         """cos, sin (T, hs/2) for positions start..start+T-1 (beyond block_size: computed here and now)."""
         if start + T <= self.config.block_size:
             return self.rope_cos[start : start + T], self.rope_sin[start : start + T]
-        cos, sin = rope_cos_sin(torch.arange(start, start + T), self.config.n_embd // self.config.n_head)
+        hs = self.config.n_embd // self.config.n_head
+        cos, sin = rope_cos_sin(torch.arange(start, start + T), hs, self.config.rope_theta)
         return cos.to(self.rope_cos), sin.to(self.rope_sin)
 
     def _hidden(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
@@ -457,15 +463,16 @@ class GPT(GenerationMixin, nn.Module):
     def from_config_dict(cls, config: dict) -> "GPT":
         return cls(GPTConfig.from_dict(config))
 
-    # from_pretrained's loader. pretrained.py registers it: loaders import the model, never the other
+    # from_pretrained's loader. loading.py registers it: loaders import the model, never the other
     # way round. Importing any part of the package imports gpt_from_scratch/__init__.py, which imports
-    # pretrained.py, so the loader is always in place.
+    # loading.py, so the loader is always in place.
     pretrained_loader: ClassVar[Callable[..., "GPT"] | None] = None
 
     @classmethod
     def from_pretrained(cls, name_or_dir: str, device: str | torch.device = "cpu") -> "GPT":
-        """OpenAI's GPT-2 ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl", or a local Hugging Face
-        folder) in this class: pretrained.py writes out how its weights map onto ours."""
+        """A pretrained model in this class: OpenAI's GPT-2 ("gpt2" .. "gpt2-xl"), a Llama-family Hub name
+        (HuggingFaceTB/SmolLM2-135M-Instruct), a Hugging Face folder or a .gguf file. pretrained.py and
+        llama.py write out how their weights map onto ours; loading.py picks the one."""
         if cls.pretrained_loader is None:
-            raise RuntimeError("no pretrained loader is registered; import gpt_from_scratch.pretrained")
+            raise RuntimeError("no pretrained loader is registered; import gpt_from_scratch.loading")
         return cls.pretrained_loader(name_or_dir, device)

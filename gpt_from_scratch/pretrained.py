@@ -62,6 +62,7 @@ import torch.nn as nn
 from .checkpoint import CheckpointError
 from .hub import GPT2_REPOS, HubError, download
 from .model import GPT, GPTConfig
+from .weight_maps import GPT2_TENSORS, import_state
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -69,7 +70,6 @@ WEIGHTS_INDEX = "model.safetensors.index.json"  # save_pretrained's split of a l
 
 # config.json's activation_function -> our GPTConfig.activation
 ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu": "relu"}
-CONV1D_WEIGHTS = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 MASK_BUFFERS = ("attn.bias", "attn.masked_bias")
 INSTALL_HINT = 'pip install safetensors huggingface_hub (or pip install -e ".[gpt2]")'
 
@@ -94,8 +94,6 @@ def load_gpt2(name_or_dir: str | os.PathLike, device: str | torch.device = "cpu"
     model = model_from_state(config, state)
     return model.to(device).eval()
 
-
-GPT.pretrained_loader = load_gpt2  # GPT.from_pretrained calls it (model.py cannot import this module)
 
 
 # --- finding the files ---------------------------------------------------------
@@ -279,12 +277,7 @@ def convert_gpt2_state(
     if lm_head is not None and not torch.equal(lm_head, state["wte.weight"]):
         raise PretrainedError(f"{source}: lm_head.weight differs from wte.weight; only tied GPT-2 weights load")
 
-    ours = {}
-    for n, tensor in state.items():
-        if _in_layer(n) in CONV1D_WEIGHTS:
-            tensor = tensor.t().contiguous()  # Conv1D (in, out) -> nn.Linear (out, in)
-        ours["transformer." + n] = tensor
-    return ours
+    return import_state(state, GPT2_TENSORS, config)  # the table above, as data (weight_maps.py)
 
 
 def model_from_state(config: GPTConfig, state: dict[str, torch.Tensor]) -> GPT:
@@ -307,7 +300,8 @@ def model_from_state(config: GPTConfig, state: dict[str, torch.Tensor]) -> GPT:
         module_name, _, attr = name.rpartition(".")
         setattr(model.get_submodule(module_name), attr, nn.Parameter(tensor))
     # wte now holds a new Parameter while lm_head still holds the empty meta one: tie them again.
-    model.lm_head.weight = model.transformer.wte.weight
+    if config.tie_weights:
+        model.lm_head.weight = model.transformer.wte.weight
     leftover = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if leftover:
         raise PretrainedError(f"GPT-2 gives no values for our {_names(leftover)}; update gpt_from_scratch")

@@ -349,10 +349,13 @@ def test_from_pretrained_hand_made_three_merges(tmp_path):
     assert tok.vocab_size == 260
 
 
+HUB_ONLY = "HuggingFaceTB/SmolLM2-135M"  # a tokenizer that does not ship with the package
+
+
 def test_from_pretrained_errors_are_one_clear_line(monkeypatch, tmp_path):
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "vocab.json").write_text("{}")
-    with pytest.raises(TokenizerError, match="has no merges.txt") as e:
+    with pytest.raises(TokenizerError, match="no merges.txt") as e:
         BPETokenizer.from_pretrained(tmp_path / "half")
     assert "\n" not in str(e.value)
     with pytest.raises(TokenizerError, match="no folder"):
@@ -365,13 +368,13 @@ def test_from_pretrained_errors_are_one_clear_line(monkeypatch, tmp_path):
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
     with pytest.raises(TokenizerError) as e:
-        BPETokenizer.from_pretrained("gpt2")
+        BPETokenizer.from_pretrained(HUB_ONLY)
     msg = str(e.value)
     assert "\n" not in msg and "local folder" in msg and "internet" in msg
 
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # as if it were not installed
     with pytest.raises(TokenizerError) as e:
-        BPETokenizer.from_pretrained("gpt2")
+        BPETokenizer.from_pretrained(HUB_ONLY)
     msg = str(e.value)
     assert "\n" not in msg and "pip install huggingface_hub" in msg and "local folder" in msg
 
@@ -383,25 +386,21 @@ def test_from_pretrained_offline_with_an_empty_cache(monkeypatch, tmp_path):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     with pytest.raises(TokenizerError, match="pass their folder") as e:
-        BPETokenizer.from_pretrained("gpt2")
+        BPETokenizer.from_pretrained(HUB_ONLY)
     assert "\n" not in str(e.value)
 
 
-def test_from_pretrained_uses_the_same_hub_repository_as_the_weights(monkeypatch, tmp_path):
+def test_from_pretrained_gpt2_needs_no_network(monkeypatch):
+    """GPT-2's vocabulary ships with the package: every size gives the same tokenizer, with no download."""
     import huggingface_hub
 
-    from gpt_from_scratch.hub import GPT2_REPOS
+    def no_network(*args, **kwargs):
+        raise AssertionError("GPT-2's tokenizer must not be downloaded")
 
-    seen = []
-
-    def fake(repo_id, filename, **kwargs):
-        seen.append(repo_id)
-        raise OSError("offline")
-
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake)
-    with pytest.raises(TokenizerError):
-        BPETokenizer.from_pretrained("gpt2-medium")
-    assert seen == [GPT2_REPOS["gpt2-medium"]]  # one cache entry for the weights and the tokenizer
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_network)
+    small, medium = BPETokenizer.from_pretrained("gpt2"), BPETokenizer.from_pretrained("gpt2-medium")
+    assert small == medium and small.encode("Hello world") == [15496, 995]
+    assert small.special_tokens == {"<|endoftext|>": 50256} and small.vocab_size == 50257
 
 
 @pytest.mark.parametrize("name", PATTERNS)

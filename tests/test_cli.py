@@ -491,7 +491,7 @@ def _subparsers(parser):
 def test_every_flag_of_every_command_has_help():
     parser = cli.build_parser()
     commands = _subparsers(parser)
-    assert set(commands) == {"sample", "train", "eval", "export"}
+    assert set(commands) == {"sample", "train", "eval", "chat", "export"}
     for name, sub in [("", parser), *commands.items()]:
         for action in sub._actions:
             if action.option_strings:

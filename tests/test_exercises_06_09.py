@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from gpt_from_scratch import exercises as ex
-from gpt_from_scratch.bpe import _merge as merge
+from gpt_from_scratch.bpe import merge
 from gpt_from_scratch.model import GPT
 
 

@@ -14,7 +14,7 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 SOLUTIONS = sorted((Path(__file__).resolve().parent.parent / "solutions").glob("*.ipynb"))
 EXPECTED = [
     "01_bigram", "02_single_head_attention", "03_multi_head_attention", "04_gpt", "05_generation",
-    "06_bpe_tokenizer", "07_modern_block", "08_gpt2", "09_your_own_text",
+    "06_bpe_tokenizer", "07_modern_block", "08_gpt2", "09_your_own_text", "10_a_real_model",
 ]
 
 

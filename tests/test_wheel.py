@@ -34,6 +34,7 @@ def test_wheel_holds_the_package_and_the_checkpoint_only(wheel):
     assert "gpt_from_scratch/checkpoints/cpu-tiny.pt" in names
     assert "gpt_from_scratch/checkpoints/README.md" in names
     assert "gpt_from_scratch/model.py" in names and "gpt_from_scratch/bpe.py" in names
+    assert {"gpt_from_scratch/assets/gpt2.tiktoken", "gpt_from_scratch/assets/LICENSE-gpt2.txt"} <= set(names)
     assert not any(n.endswith(("badges.py", "figures.py")) for n in names)
 
 
@@ -53,3 +54,7 @@ def test_installed_wheel_samples_from_outside_the_repo(wheel, tmp_path):
                        cwd=work, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert len(r.stdout) >= 20 and "loaded " in r.stderr and str(site) in r.stderr  # the installed checkpoint
+    gpt2 = subprocess.run([sys.executable, "-c", "import gpt_from_scratch as g; "
+                           "print(g.BPETokenizer.from_pretrained('gpt2').encode('Hello world'))"],
+                          cwd=work, env=env, capture_output=True, text=True, timeout=120)
+    assert gpt2.stdout.strip() == "[15496, 995]", gpt2.stderr  # GPT-2's vocabulary ships in the wheel

@@ -1,0 +1,98 @@
+"""export --format hf: our models in a folder that transformers loads, with the same logits and token ids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import gpt_from_scratch as gfs
+from gpt_from_scratch import cli
+from gpt_from_scratch.export_hf import ExportError, export_hf, hf_layout
+from gpt_from_scratch.model import GPTConfig
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LINES = "ROMEO:\nBut soft, what light through yonder window breaks?\nIt is the east, and Juliet is the sun.\n"
+
+
+def _transformers_logits(folder: Path, ids: list[int]) -> tuple[str, torch.Tensor, list[int]]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(str(folder)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    with torch.no_grad():
+        logits = model(torch.tensor([ids])).logits
+    return type(model).__name__, logits, tokenizer.encode(LINES, add_special_tokens=False)
+
+
+@pytest.mark.parametrize("name, architecture", [("cpu-tiny", "GPT2LMHeadModel"),
+                                                ("cpu-modern", "LlamaForCausalLM")])
+def test_shipped_checkpoints_round_trip_through_transformers(name, architecture, tmp_path, monkeypatch, capsys):
+    path = REPO_ROOT / "checkpoints" / f"{name}.pt"
+    assert cli.main(["export", "--checkpoint", str(path), "--format", "hf", "--out", str(tmp_path / name)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    model, tokenizer = gfs.load_checkpoint(path)
+    ids = tokenizer.encode(LINES)[: model.config.block_size]
+    kind, logits, their_ids = _transformers_logits(tmp_path / name, ids)
+    assert kind == architecture
+    with torch.no_grad():
+        diff = (model(torch.tensor([ids]))[0] - logits).abs().max().item()
+    assert diff < 1e-4, diff
+    assert their_ids == tokenizer.encode(LINES)  # the character tokenizer, written as tokenizer.json
+    again, again_tokenizer = gfs.load_checkpoint(tmp_path / name)  # and back into our GPT
+    assert again_tokenizer == tokenizer
+    with torch.no_grad():
+        torch.testing.assert_close(again(torch.tensor([ids]))[0], model(torch.tensor([ids]))[0])
+
+
+def test_a_bpe_model_with_biases_exports_as_gpt2(tmp_path, text):
+    tokenizer = gfs.BPETokenizer.train(text[:20000], 320)
+    tokenizer.register_special_tokens({"<|endoftext|>": 320})
+    torch.manual_seed(0)
+    model = gfs.GPT(GPTConfig(vocab_size=321, block_size=32, n_layer=2, n_head=2, n_embd=32, dropout=0.0,
+                              bias=True, activation="gelu_tanh", mlp_hidden=48)).eval()
+    gfs.save_checkpoint(tmp_path / "bpe.pt", model, tokenizer)
+    export_hf(tmp_path / "bpe.pt", tmp_path / "hf")
+    ids = tokenizer.encode(LINES)[:32]
+    kind, logits, their_ids = _transformers_logits(tmp_path / "hf", ids)
+    assert kind == "GPT2LMHeadModel" and their_ids == tokenizer.encode(LINES)
+    with torch.no_grad():
+        assert (model(torch.tensor([ids]))[0] - logits).abs().max().item() < 1e-4
+
+
+@pytest.mark.parametrize("options, named", [
+    (dict(pos="rope", norm="layernorm"), "norm='layernorm'"),
+    (dict(pos="learned", activation="swiglu"), "activation='swiglu'"),
+    (dict(pos="learned", n_kv_head=2), "n_kv_head=2"),
+    (dict(pos="rope", norm="rmsnorm", activation="swiglu", bias=True), "bias=True"),
+    (dict(pos="learned", tie_weights=False), "tie_weights=False"),
+])
+def test_other_combinations_name_the_option(options, named, tmp_path, monkeypatch, capsys):
+    config = GPTConfig(vocab_size=65, block_size=16, n_layer=1, n_head=4, n_embd=16, **options)
+    with pytest.raises(ExportError, match=named.replace("(", r"\(")):
+        hf_layout(config)
+    model, tokenizer = gfs.load_checkpoint(REPO_ROOT / "checkpoints" / "cpu-tiny.pt")
+    gfs.save_checkpoint(tmp_path / "odd.pt", gfs.GPT(GPTConfig(**{**config.to_dict(), "vocab_size": 65})), tokenizer)
+    rc = cli.main(["export", "--checkpoint", str(tmp_path / "odd.pt"), "--format", "hf", "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: ") and named in err and err.count("\n") == 1
+
+
+def test_eval_and_sample_take_a_hugging_face_folder(tmp_path, capsys, text):
+    """Every --checkpoint load_checkpoint takes: the exported folder scores and samples as the .pt file does."""
+    path = REPO_ROOT / "checkpoints" / "cpu-modern.pt"
+    export_hf(path, tmp_path / "hf")
+    (tmp_path / "small.txt").write_text(text[:20000], encoding="utf-8")
+    scores = []
+    for source in (path, tmp_path / "hf"):
+        argv = ["eval", "--checkpoint", str(source), "--data", str(tmp_path / "small.txt"), "--device", "cpu"]
+        assert cli.main(argv) == 0
+        scores.append(capsys.readouterr().out)
+    assert scores[0] == scores[1] and "val_loss_per_char" in scores[0]
+    samples = []
+    for source in (path, tmp_path / "hf"):
+        argv = ["sample", "--checkpoint", str(source), "--max-new-tokens", "30", "--seed", "3", "--device", "cpu"]
+        assert cli.main(argv) == 0
+        samples.append(capsys.readouterr().out)
+    assert samples[0] == samples[1] and len(samples[0]) > 30
