@@ -73,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CPU threads (default 1: fastest for one-token steps, see README.md)")
 
     t = sub.add_parser("train", help="train a model; writes ckpt.pt, best.pt, log.csv and loss.png")
-    t.add_argument("--preset", help="shakespeare-char (the default), cpu-tiny, tiny, small, medium, large; "
-                   "finetune (the default with --init-from)")
+    t.add_argument("--preset", help="shakespeare-char (the default), cpu-tiny, cpu-speedrun, tiny, small, medium, "
+                   "large; finetune (the default with --init-from)")
     t.add_argument("--data", help="a text file to train on (default: Tiny Shakespeare)")
     t.add_argument("--out-dir", help="where to write checkpoints and logs (default: out-PRESET)")
     t.add_argument("--max-iters", type=_positive_int("max-iters", 0))
@@ -88,7 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--n-embd", type=_positive_int("n-embd"))
     t.add_argument("--dropout", type=_number("dropout"))
     t.add_argument("--norm", choices=("layernorm", "rmsnorm"))
-    t.add_argument("--activation", choices=("gelu", "gelu_tanh", "relu", "swiglu"))
+    t.add_argument("--activation", choices=("gelu", "gelu_tanh", "relu", "relu2", "swiglu"))
+    t.add_argument("--qk-norm", action=argparse.BooleanOptionalAction, default=None,
+                   help="RMS-normalise each head's queries and keys")
+    t.add_argument("--logit-softcap", type=_number("logit-softcap"), help="cap the logits smoothly at +-this")
+    t.add_argument("--zero-init-proj", action=argparse.BooleanOptionalAction, default=None,
+                   help="start the residual projections (c_proj) at zero")
+    t.add_argument("--tie-weights", action=argparse.BooleanOptionalAction, default=None,
+                   help="share the token embedding with the output layer (--no-tie-weights: an untied head)")
     t.add_argument("--pos", choices=("learned", "rope"), help="position information: learned embeddings or RoPE")
     t.add_argument("--n-kv-head", type=_positive_int("n-kv-head"), help="key/value heads (grouped-query attention)")
     t.add_argument("--mlp-hidden", type=_positive_int("mlp-hidden"), help="the MLP's hidden width (default 4 x n-embd)")
@@ -102,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--warmup-iters", type=_positive_int("warmup-iters", 0))
     t.add_argument("--lr-decay-iters", type=_positive_int("lr-decay-iters"))
     t.add_argument("--weight-decay", type=_number("weight-decay"))
+    t.add_argument("--optimizer", choices=("adamw", "muon"), help="adamw (default), or muon for the blocks' matrices")
+    t.add_argument("--muon-lr", type=_number("muon-lr"), help="Muon's peak learning rate (default 0.02)")
+    t.add_argument("--max-minutes", type=_number("max-minutes"),
+                   help="stop after this many minutes of training (evaluation excluded); the schedule fits itself")
+    t.add_argument("--budget-clock", choices=("wall", "cpu"),
+                   help="what --max-minutes counts: wall clock (default), or this process's CPU time "
+                   "(fairer on a busy machine; use one thread)")
     t.add_argument("--device", choices=DEVICES, default=None)
     t.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default=None)
     t.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
@@ -292,11 +306,13 @@ _TRAIN_FIELDS = (
     "block_size", "n_layer", "n_head", "n_embd", "dropout", "norm", "activation", "pos", "n_kv_head", "mlp_hidden",
     "tokenizer", "vocab_size", "init_from", "gradient_checkpointing", "learning_rate", "min_lr",
     "warmup_iters", "lr_decay_iters", "weight_decay", "device", "dtype", "compile", "seed",
+    "qk_norm", "logit_softcap", "zero_init_proj", "tie_weights", "optimizer", "muon_lr", "max_minutes", "budget_clock",
 )
 
 
 # model flags that a fine-tuned checkpoint decides (dropout and the training window may still change)
-_MODEL_FLAGS = {"n_layer", "n_head", "n_embd", "norm", "activation", "pos", "n_kv_head", "mlp_hidden"}
+_MODEL_FLAGS = {"n_layer", "n_head", "n_embd", "norm", "activation", "pos", "n_kv_head", "mlp_hidden",
+                "qk_norm", "logit_softcap", "zero_init_proj", "tie_weights"}
 
 
 def cmd_train(args) -> int:
@@ -319,7 +335,8 @@ def cmd_train(args) -> int:
     cfg = cfg.replace(**changes, resume=args.resume, progress=not args.no_progress)
     text = load_text(cfg.data)  # bad files end here, with one error line, before anything is printed
     gpu = torch.cuda.is_available() or mps_available()
-    if preset not in ("cpu-tiny", "finetune") and cfg.device in ("auto", "cpu") and not gpu and args.max_iters is None:
+    short = args.max_iters is not None or cfg.max_minutes is not None
+    if preset not in ("cpu-tiny", "cpu-speedrun", "finetune") and cfg.device in ("auto", "cpu") and not gpu and not short:
         print(f"note: --preset {preset} is a GPU recipe and takes many hours on a CPU; "
               "--preset cpu-tiny trains in minutes", file=sys.stderr)
     result = train(cfg, text=text)
