@@ -141,6 +141,15 @@ PRESETS: dict[str, TrainConfig] = {
         model=GPTConfig(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0), batch_size=32,
         max_iters=2000, learning_rate=2e-3, min_lr=2e-4, warmup_iters=100, eval_interval=200, eval_iters=20,
     ),
+    # The CPU speedrun (benchmarks/README.md): the lowest val loss in a few minutes on a 2-core CPU, chosen
+    # by an equal-time ablation (benchmarks/speedrun_ablation.py). It trains for max_minutes (5 by default;
+    # set --max-minutes), the schedule stretched to fit.
+    "cpu-speedrun": TrainConfig(
+        model=GPTConfig(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0, norm="rmsnorm",
+                        activation="relu2", pos="rope", n_kv_head=2, mlp_hidden=512),
+        batch_size=16, max_iters=10**6, max_minutes=5.0, learning_rate=3e-3, min_lr=3e-4, warmup_iters=100,
+        eval_interval=200, eval_iters=20,
+    ),
     # Larger sizes, as in the bigger "custom GPT" projects: about 10M, 25M, 80M and 350M parameters.
     # They overfit Tiny Shakespeare sooner the larger they are: watch val. README.md has a memory table.
     "tiny": TrainConfig(model=GPTConfig()),

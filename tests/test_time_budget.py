@@ -118,3 +118,19 @@ def test_bad_budget_settings_are_config_errors(bad, match, text):
 def test_cpu_clock_counts_process_time(text):
     result = train(tiny_cfg(max_minutes=0.02, budget_clock="cpu", eval_interval=10**6), text=text[:5000])
     assert result.train_s >= 1.2 and result.iter_num > 5
+
+
+def test_cpu_speedrun_preset_trains_on_a_time_budget():
+    from gpt_from_scratch.train import get_preset
+
+    cfg = get_preset("cpu-speedrun")
+    assert cfg.max_minutes == 5.0 and cfg.optimizer == "adamw" and cfg.gpt.activation == "relu2"
+
+
+def test_cli_refuses_a_bad_budget_with_one_line(capsys, tmp_path):
+    from gpt_from_scratch.cli import main
+
+    code = main(["train", "--preset", "cpu-speedrun", "--max-minutes", "0", "--out-dir", str(tmp_path / "o"),
+                 "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: max-minutes must be a number > 0") and err.count("\n") == 1
