@@ -107,6 +107,26 @@ def print_table(rows: list[dict], base: str) -> None:
               f"{r['diff_mean']:+.4f} +- {r['diff_se']:.4f}")
 
 
+def plot(path: str, out: str) -> None:
+    """Val loss (the runs' own evaluations) against training minutes: each seed thin, the arm's mean thick."""
+    import matplotlib.pyplot as plt
+
+    d = json.loads(Path(path).read_text())
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, arm in enumerate(d["arms"]):
+        runs = [r for r in d["runs"] if r["arm"] == arm]
+        for r in runs:
+            ax.plot([h["train_s"] / 60 for h in r["history"]], [h["val_loss"] for h in r["history"]],
+                    color=f"C{i}", alpha=0.3, lw=0.8)
+        mean = statistics.mean(r["val_loss"] for r in runs)
+        ax.plot([], [], color=f"C{i}", label=f"{arm}: whole-val {mean:.3f} (mean of {len(runs)})")
+    ax.set(xlabel=f"training minutes ({'CPU' if d.get('clock', 'cpu') == 'cpu' else 'wall'}, one thread)",
+           ylabel="val loss (20 random batches)", ylim=(1.8, 2.6), title="Equal-time ablation, Tiny Shakespeare")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--arms", default="tiny,modern,modern-muon,speedrun", help="comma-separated; the first is the base")
@@ -115,7 +135,11 @@ def main() -> None:
     p.add_argument("--eval-interval", type=int, default=100)
     p.add_argument("--eval-iters", type=int, default=20)
     p.add_argument("--out", default="benchmarks/speedrun_ablation.json")
+    p.add_argument("--plot", metavar="PNG", help="only draw val against minutes from --out's results, into PNG")
     args = p.parse_args()
+    if args.plot:
+        plot(args.out, args.plot)
+        return
     arms = args.arms.split(",")
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
