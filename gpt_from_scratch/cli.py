@@ -154,6 +154,14 @@ _TRAIN_GROUPS = {
         ("--norm", "norm", {"choices": NORMS}, "the normalisation layers"),
         ("--activation", "activation", {"choices": ACTIVATIONS}, "the MLP's activation"),
         ("--pos", "pos", {"choices": POSITIONS}, "position information: learned embeddings or rotary (RoPE)"),
+        ("--qk-norm", "qk_norm", {"action": argparse.BooleanOptionalAction, "default": None},
+         "RMS-normalise each head's queries and keys before attention"),
+        ("--logit-softcap", "logit_softcap", {"type": _number, "metavar": "C"},
+         "cap the logits smoothly at +-C: C * tanh(logits / C)"),
+        ("--zero-init-proj", "zero_init_proj", {"action": argparse.BooleanOptionalAction, "default": None},
+         "start the residual projections (c_proj) at zero"),
+        ("--tie-weights", "tie_weights", {"action": argparse.BooleanOptionalAction, "default": None},
+         "share the token embedding with the output layer (--no-tie-weights: an untied head)"),
         ("--dropout", "dropout", {"type": _number, "metavar": "X"}, "dropout probability in [0, 1); may change with --init-from"),
         ("--block-size", "block_size", {"type": _whole(1), "metavar": "N"},
          "context length in tokens; with --init-from, the training window (at most the model's context)"),
@@ -170,6 +178,13 @@ _TRAIN_GROUPS = {
         ("--warmup-iters", "warmup_iters", {"type": _whole(0), "metavar": "N"}, "steps of linear warm-up"),
         ("--lr-decay-iters", "lr_decay_iters", {"type": _whole(1), "metavar": "N"}, "steps of cosine decay (default: max-iters)"),
         ("--weight-decay", "weight_decay", {"type": _number, "metavar": "X"}, "AdamW's weight decay, on matrices only"),
+        ("--optimizer", "optimizer", {"choices": ("adamw", "muon")},
+         "adamw (default), or muon for the blocks' matrices (AdamW for the rest)"),
+        ("--muon-lr", "muon_lr", {"type": _number, "metavar": "X"}, "Muon's peak learning rate (default 0.02)"),
+        ("--max-minutes", "max_minutes", {"type": _number, "metavar": "M"},
+         "stop after M minutes of training (evaluation excluded); the schedule stretches to fit"),
+        ("--budget-clock", "budget_clock", {"choices": ("wall", "cpu")},
+         "what --max-minutes counts: wall clock (default), or this process's CPU time (fairer on a busy machine)"),
         ("--gradient-checkpointing", "gradient_checkpointing", {"action": "store_true", "default": None},
          "recompute activations in the backward pass: less memory, slower"),
     ],
@@ -474,7 +489,8 @@ def cmd_train(args) -> int:
     cfg = cfg.replace(**changes, resume=args.resume, progress=not args.no_progress)
     text = load_text(cfg.data)  # bad files end here, with one error line, before anything is printed
     gpu = torch.cuda.is_available() or mps_available()
-    if _is_gpu_recipe(cfg) and cfg.device in ("auto", "cpu") and not gpu and args.max_iters is None:
+    short = args.max_iters is not None or cfg.max_minutes is not None
+    if _is_gpu_recipe(cfg) and cfg.device in ("auto", "cpu") and not gpu and not short:
         print(f"note: --preset {preset} is a GPU recipe and takes many hours on a CPU; "
               "--preset cpu-tiny trains in minutes", file=sys.stderr)
     result = train(cfg, text=text)

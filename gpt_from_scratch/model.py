@@ -21,6 +21,15 @@ each a small branch below:
   positions, in every layer. That is what its rolling KV cache computes.
 - n_kv_head: grouped-query attention, fewer key/value heads than query heads
   (a smaller KV cache).
+
+Four more from the modded-nanogpt speedrun (the CPU speedrun, benchmarks/README.md):
+
+- activation="relu2": ReLU squared, max(0, x)^2.
+- qk_norm=True: each head's queries and keys are RMS-normalised (no gain)
+  before attention, so the attention logits cannot grow without bound.
+- logit_softcap=c: logits = c * tanh(logits / c), smooth and never beyond +-c.
+- zero_init_proj=True: the layers that write into the residual stream (c_proj)
+  start at zero, so every block starts as the identity.
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ from .generate import GenerationMixin
 from .weights import INIT_STD, init_weights
 
 NORMS = ("layernorm", "rmsnorm")
-ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "swiglu")
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "relu2", "swiglu")
 POSITIONS = ("learned", "rope")
 # Positions that attention sees only as distances between tokens. Such a model has a sliding window
 # (GPTConfig.sliding_window); a new relative encoding (ALiBi, say) is added here and nowhere else.
@@ -56,7 +65,7 @@ class GPTConfig:
     n_embd: int = 384  # width of the residual stream
     dropout: float = 0.2  # dropout probability while training
     bias: bool = False  # biases in Linear and LayerNorm layers
-    activation: str = "gelu"  # "gelu" | "gelu_tanh" (GPT-2's) | "relu" (the teaching FeedForward) | "swiglu"
+    activation: str = "gelu"  # "gelu" | "gelu_tanh" (GPT-2's) | "relu" (the teaching FeedForward) | "relu2" | "swiglu"
     tie_weights: bool = True  # share the token embedding with the output layer
     norm: str = "layernorm"  # "layernorm" | "rmsnorm"
     pos: str = "learned"  # "learned" position embeddings | "rope" (rotary)
@@ -64,6 +73,9 @@ class GPTConfig:
     mlp_hidden: int | None = None  # the MLP's hidden width; None: 4 * n_embd, or swiglu_hidden(n_embd)
     rope_theta: float = ROPE_BASE  # the base of RoPE's angles (SmolLM2: 100000.0)
     norm_eps: float = 1e-5  # the epsilon of LayerNorm / RMSNorm (Llama files state theirs)
+    qk_norm: bool = False  # RMS-normalise each head's queries and keys before attention
+    logit_softcap: float | None = None  # None, or c > 0: logits = c * tanh(logits / c)
+    zero_init_proj: bool = False  # the residual-stream writers (c_proj) start at zero
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -84,6 +96,8 @@ class GPTConfig:
             raise ValueError(f"n_kv_head must be None or a divisor of n_head ({self.n_head}), got {n_kv}")
         if self.mlp_hidden is not None and (isinstance(self.mlp_hidden, bool) or int(self.mlp_hidden) < 1):
             raise ValueError(f"mlp_hidden must be None or a whole number >= 1, got {self.mlp_hidden}")
+        if self.logit_softcap is not None and not float(self.logit_softcap) > 0:
+            raise ValueError(f"logit_softcap must be None or a number > 0, got {self.logit_softcap}")
         if self.pos == "rope" and (self.n_embd // self.n_head) % 2:
             raise ValueError(f"pos='rope' needs an even head size, got n_embd // n_head = {self.n_embd // self.n_head}")
 
@@ -226,6 +240,7 @@ class CausalSelfAttention(nn.Module):
         self.n_kv_head = config.n_kv_head or config.n_head
         self.kv_dim = self.n_kv_head * (config.n_embd // config.n_head)  # C, or less with fewer k/v heads
         self.dropout = config.dropout
+        self.qk_norm = config.qk_norm
         self.window = config.block_size  # with RoPE, longer sequences attend to the last `window` positions
         # q, k, v at once: (C + 2 * kv_dim) outputs, 3C without grouped-query attention
         self.c_attn = nn.Linear(config.n_embd, config.n_embd + 2 * self.kv_dim, bias=config.bias)
@@ -239,6 +254,8 @@ class CausalSelfAttention(nn.Module):
         q = q.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_kv_head, hs).transpose(1, 2)  # (B, n_kv, T, hs)
         v = v.view(B, T, self.n_kv_head, hs).transpose(1, 2)
+        if self.qk_norm:  # every query and key vector to RMS 1: the logits q.k/sqrt(hs) stay within +-sqrt(hs)
+            q, k = F.rms_norm(q, (hs,)), F.rms_norm(k, (hs,))
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         past = 0
@@ -272,6 +289,13 @@ def swiglu_hidden(n_embd: int) -> int:
     return 8 * ((n_embd + 2) // 3)
 
 
+class ReLUSquared(nn.Module):
+    """max(0, x)^2: as cheap as ReLU, smooth at 0 in its first derivative (modded-nanogpt's MLP)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x).square()
+
+
 class MLP(nn.Module):
     """c_proj(act(c_fc(x))), or with SwiGLU c_proj(silu(c_gate(x)) * c_fc(x))."""
 
@@ -282,7 +306,8 @@ class MLP(nn.Module):
         self.c_fc = nn.Linear(C, hidden, bias=config.bias)  # "up"
         self.c_gate = nn.Linear(C, hidden, bias=config.bias) if config.activation == "swiglu" else None
         self.act = {
-            "gelu": nn.GELU(), "gelu_tanh": nn.GELU(approximate="tanh"), "relu": nn.ReLU(), "swiglu": nn.SiLU()
+            "gelu": nn.GELU(), "gelu_tanh": nn.GELU(approximate="tanh"), "relu": nn.ReLU(), "relu2": ReLUSquared(),
+            "swiglu": nn.SiLU(),
         }[config.activation]
         self.c_proj = nn.Linear(hidden, C, bias=config.bias)  # "down"
         self.dropout = nn.Dropout(config.dropout)
@@ -369,9 +394,13 @@ class GPT(GenerationMixin, nn.Module):
         self.apply(init_weights)
         # GPT-2: scale the layers that write into the residual stream by
         # 1/sqrt(2 * n_layer), so its variance does not grow with depth.
+        # zero_init_proj: start them at zero instead (each block the identity; the gradient still reaches them).
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=INIT_STD / math.sqrt(2 * config.n_layer))
+                if config.zero_init_proj:
+                    nn.init.zeros_(p)
+                else:
+                    nn.init.normal_(p, mean=0.0, std=INIT_STD / math.sqrt(2 * config.n_layer))
         # Training only: recompute each block's activations in the backward pass
         # instead of storing them (less memory, about a third more compute).
         self.gradient_checkpointing = False
@@ -425,9 +454,17 @@ class GPT(GenerationMixin, nn.Module):
                 x = block(x, rope, cache, i)
         return self.transformer.ln_f(x)
 
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The output layer, with the soft cap when the config has one."""
+        logits = self.lm_head(x)
+        cap = self.config.logit_softcap
+        if cap is not None:  # smooth, and never beyond +-cap: over-confident logits cannot run away
+            logits = cap * torch.tanh(logits / cap)
+        return logits
+
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         x = self._hidden(idx)
-        logits = self.lm_head(x)  # (B, T, vocab_size)
+        logits = self._logits(x)  # (B, T, vocab_size)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
@@ -441,7 +478,7 @@ class GPT(GenerationMixin, nn.Module):
 
     def forward_cached(self, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """Feed new tokens through the cache; logits of the last one: (B, vocab_size)."""
-        return self.lm_head(self._hidden(idx, cache)[:, -1, :])
+        return self._logits(self._hidden(idx, cache)[:, -1, :])
 
     def next_token_logits(self, idx: torch.Tensor) -> torch.Tensor:
         """Logits for the token after idx, recomputing the whole context: (B, vocab_size).
@@ -452,7 +489,7 @@ class GPT(GenerationMixin, nn.Module):
         """
         if self.config.sliding_window:
             idx = idx[:, -(self.config.n_layer * (self.config.block_size - 1) + 1) :]
-        return self.lm_head(self._hidden(idx)[:, -1, :])
+        return self._logits(self._hidden(idx)[:, -1, :])
 
     # --- checkpoints ---------------------------------------------------------
 

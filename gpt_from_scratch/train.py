@@ -8,7 +8,10 @@ One loop for every model in the course, in four parts a reader can follow:
    clipping, the learning rate of the warmup + cosine schedule;
 3. evaluate and checkpoint (`Trainer.evaluate`, `Trainer.save`): losses on both
    splits every eval_interval steps, best.pt and ckpt.pt written atomically;
-4. the loop (`Trainer.run`): steps until max_iters or Ctrl-C, which saves first.
+4. the loop (`Trainer.run`): steps until max_iters, the time budget of
+   max_minutes (budget.py), or Ctrl-C, which saves first.
+
+The optimizer is AdamW, or Muon for the blocks' matrices (muon.py).
 
 DistributedDataParallel under torchrun lives in distributed.py.
 """
@@ -39,12 +42,14 @@ from .checkpoint import (
     read_checkpoint,
     tokenizer_from_dict,
 )
+from .budget import TimeBudget
 from .data import encode_text, get_batch, load_text, make_tokenizer, prepare_data
 from .device import get_device
 from .distributed import Distributed, unwrap_model
 from .files import atomic_write
 from .model import GPT, GPTConfig
 from .plotting import plot_losses
+from .muon import make_muon
 
 MODEL_FIELDS = {f.name for f in dataclasses.fields(GPTConfig)}
 
@@ -76,6 +81,15 @@ class TrainConfig:
     weight_decay: float = 0.1  # on 2-D weights only
     grad_clip: float = 1.0  # 0 disables clipping
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
+    optimizer: str = "adamw"  # "adamw" | "muon" (Muon for the blocks' matrices, AdamW for the rest: muon.py)
+    muon_lr: float = 0.02  # Muon's peak learning rate (warmup and decay as learning_rate's)
+    muon_momentum: float = 0.95
+    # stop after this many minutes of training steps (evaluation excluded); the schedule is stretched to
+    # fit (budget.py). max_iters still caps the steps. None: no time limit.
+    max_minutes: float | None = None
+    # what max_minutes counts: "wall" clock, or "cpu", this process's CPU time (all its threads): with one
+    # thread on a machine shared with other jobs, a fair measure of the work done
+    budget_clock: str = "wall"
     # evaluation
     eval_interval: int = 250
     eval_iters: int = 200  # batches averaged per estimate
@@ -127,6 +141,15 @@ PRESETS: dict[str, TrainConfig] = {
         model=GPTConfig(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0), batch_size=32,
         max_iters=2000, learning_rate=2e-3, min_lr=2e-4, warmup_iters=100, eval_interval=200, eval_iters=20,
     ),
+    # The CPU speedrun (benchmarks/README.md): the lowest val loss in a few minutes on a 2-core CPU, chosen
+    # by an equal-time ablation (benchmarks/speedrun_ablation.py). It trains for max_minutes (5 by default;
+    # set --max-minutes), the schedule stretched to fit.
+    "cpu-speedrun": TrainConfig(
+        model=GPTConfig(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0, norm="rmsnorm",
+                        activation="relu2", pos="rope", n_kv_head=2, mlp_hidden=512),
+        batch_size=16, max_iters=10**6, max_minutes=5.0, learning_rate=3e-3, min_lr=3e-4, warmup_iters=100,
+        eval_interval=200, eval_iters=20,
+    ),
     # Larger sizes, as in the bigger "custom GPT" projects: about 10M, 25M, 80M and 350M parameters.
     # They overfit Tiny Shakespeare sooner the larger they are: watch val. README.md has a memory table.
     "tiny": TrainConfig(model=GPTConfig()),
@@ -163,22 +186,37 @@ def get_preset(name: str) -> TrainConfig:
 # --- pieces ------------------------------------------------------------------
 
 
-def get_lr(it: int, cfg: TrainConfig) -> float:
-    """Linear warmup to learning_rate, then cosine decay to min_lr."""
+def get_lr(it: int, cfg: TrainConfig, total: int | None = None) -> float:
+    """Linear warmup to learning_rate, then cosine decay to min_lr.
+
+    `total`: the steps a time budget is estimated to hold (budget.py). The decay
+    then ends there, or at lr_decay_iters / max_iters if that is sooner, and a
+    budget too short for the whole warmup warms up over its first half.
+    """
     if not cfg.decay_lr:
         return cfg.learning_rate
-    if it < cfg.warmup_iters:
-        return cfg.learning_rate * (it + 1) / (cfg.warmup_iters + 1)
     decay_iters = cfg.lr_decay_iters or cfg.max_iters
+    warmup = cfg.warmup_iters
+    if total is not None:
+        decay_iters = min(decay_iters, total)
+        warmup = min(warmup, decay_iters // 2)
+    if it < warmup:
+        return cfg.learning_rate * (it + 1) / (warmup + 1)
     if it >= decay_iters:
         return cfg.min_lr
-    ratio = (it - cfg.warmup_iters) / max(1, decay_iters - cfg.warmup_iters)
+    ratio = (it - warmup) / max(1, decay_iters - warmup)
     coeff = 0.5 * (1.0 + math.cos(math.pi * ratio))  # 1 -> 0
     return cfg.min_lr + coeff * (cfg.learning_rate - cfg.min_lr)
 
 
-def configure_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW that decays matrices (weights, embeddings) but not biases or LayerNorm gains."""
+def configure_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW that decays matrices (weights, embeddings) but not biases or LayerNorm gains.
+
+    With cfg.optimizer == "muon": Muon for the blocks' matrices, this AdamW for the rest (muon.py).
+    """
+    if cfg.optimizer == "muon":
+        return make_muon(unwrap_model(model), cfg.learning_rate, cfg.muon_lr, cfg.weight_decay,
+                         betas=(cfg.beta1, cfg.beta2), momentum=cfg.muon_momentum)
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
@@ -366,7 +404,8 @@ class TrainResult:
     step_losses: list = field(default_factory=list)  # training loss of every step run here
     best_val_loss: float = float("inf")
     iter_num: int = 0
-    elapsed_s: float = 0.0
+    elapsed_s: float = 0.0  # wall clock of the whole run, evaluations included
+    train_s: float = 0.0  # seconds in training steps (what max_minutes limits), over the resumed runs too
     interrupted: bool = False
     out_dir: str | None = None
 
@@ -378,6 +417,12 @@ def _check_settings(cfg: TrainConfig, train_data: torch.Tensor, val_data: torch.
             raise ConfigError(f"{name.replace('_', '-')} must be positive, got {v}")
     if block_size < 1:
         raise ConfigError(f"block-size must be positive, got {block_size}")
+    if cfg.optimizer not in ("adamw", "muon"):
+        raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; choose adamw or muon")
+    if cfg.budget_clock not in ("wall", "cpu"):
+        raise ConfigError(f"unknown budget clock {cfg.budget_clock!r}; choose wall or cpu")
+    if cfg.max_minutes is not None and not cfg.max_minutes > 0:
+        raise ConfigError(f"max-minutes must be a number > 0, got {cfg.max_minutes}")
     n = len(train_data) + len(val_data)
     if block_size >= n:
         raise ConfigError(f"block_size ({block_size}) is longer than the data ({n} tokens); "
@@ -530,6 +575,8 @@ class Trainer:
         self.batch_gen = torch.Generator().manual_seed(cfg.seed + dist.rank)
         torch.manual_seed(cfg.seed + dist.rank)  # dropout masks
         self.iter_num, self.best_val, self.history = 0, float("inf"), []
+        clock = time.process_time if cfg.budget_clock == "cpu" else time.perf_counter
+        self.budget = TimeBudget(cfg.max_minutes, clock)  # counts training seconds; a limit only with max_minutes
         if ckpt is not None:
             self._resume(ckpt)
         self.model = dist.wrap(maybe_compile(model, cfg.compile, device, log), device)
@@ -541,6 +588,7 @@ class Trainer:
             self.scaler.load_state_dict(ckpt["scaler"])
         self.iter_num, self.best_val = int(ckpt["iter_num"]), float(ckpt["best_val_loss"])
         self.history = list(ckpt.get("history", []))
+        self.budget.spent = float(ckpt.get("train_seconds") or 0.0)
         rng, rank = ckpt.get("rng", {}), self.dist.rank
         if len(rng.get("batch", [])) == self.dist.world:
             self.batch_gen.set_state(rng["batch"][rank])
@@ -553,12 +601,27 @@ class Trainer:
 
     # --- 2. one optimizer step ---------------------------------------------------------
 
+    def budget_total(self) -> int | None:
+        """The steps the time budget holds (None without max_minutes): rank 0's estimate on every rank,
+        so that under torchrun all processes use one learning rate."""
+        total = self.budget.total_steps(self.iter_num)
+        if self.dist.enabled and self.cfg.max_minutes:
+            total = int(self.dist.from_master([-1 if total is None else total], self.device)[0])
+            total = None if total < 0 else total
+        return total
+
+    def out_of_time(self) -> bool:
+        """The budget is spent (on any rank: they all stop together)."""
+        if not self.cfg.max_minutes:
+            return False
+        return self.dist.any(self.budget.expired, self.device)
+
     def step(self) -> torch.Tensor:
         """Accumulate gradients over grad_accum micro-batches, clip, and update. Returns the mean loss."""
         cfg = self.cfg
-        lr = get_lr(self.iter_num, cfg)
+        lr = get_lr(self.iter_num, cfg, self.budget_total())
         for g in self.optimizer.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_scale", 1.0)  # Muon's group has its own peak (muon.py)
         mean_loss = 0.0
         for micro in range(cfg.grad_accum):
             x, y = get_batch(self.splits["train"], cfg.batch_size, self.block_size, self.device,
@@ -587,7 +650,8 @@ class Trainer:
                                self.device, seed=cfg.seed + 10_000, ctx=self.ctx)
         train_loss, val_loss = self.dist.from_master([losses["train"], losses["val"]], self.device)
         row = dict(iter=self.iter_num, train_loss=train_loss, val_loss=val_loss,
-                   lr=get_lr(self.iter_num, cfg), tokens_per_s=tokens_per_s)
+                   lr=get_lr(self.iter_num, cfg, self.budget_total()), tokens_per_s=tokens_per_s,
+                   train_s=self.budget.spent)
         self.history.append(row)
         if val_loss < self.best_val:
             self.best_val = val_loss
@@ -611,7 +675,7 @@ class Trainer:
             self.raw_model, self.tokenizer, optimizer=self.optimizer.state_dict(),
             scaler=self.scaler.state_dict() if self.scaler.is_enabled() else {}, iter_num=self.iter_num,
             best_val_loss=self.best_val, rng=rng, history=self.history,
-            train_config=dataclasses.asdict(self.cfg), world_size=self.dist.world,
+            train_config=dataclasses.asdict(self.cfg), world_size=self.dist.world, train_seconds=self.budget.spent,
         )
         atomic_torch_save(payload, self.out_dir / name)
 
@@ -644,13 +708,14 @@ class Trainer:
         self.model.train()
         with _StopFlag(self.dist.master) as stop:
             while True:
-                if (self.iter_num % cfg.eval_interval == 0 or self.iter_num == cfg.max_iters) and not skip_eval:
+                done = self.iter_num >= cfg.max_iters or self.out_of_time()
+                if (self.iter_num % cfg.eval_interval == 0 or done) and not skip_eval:
                     row = self.evaluate(meter.tokens_per_s())
                     meter.restart()  # evaluation time does not count as training
                     line = f"iter {row['iter']}: train {row['train_loss']:.4f}, val {row['val_loss']:.4f}"
                     bar.write(line) if bar is not None else log(line)
                 skip_eval = False  # a resumed run has already evaluated its first iteration
-                if self.iter_num >= cfg.max_iters:
+                if done:
                     break
                 if self.dist.any(stop.set, self.device):
                     self.save("ckpt.pt")
@@ -659,7 +724,7 @@ class Trainer:
                     if self.out_dir is not None:
                         log(f"stopped at iteration {self.iter_num}; resume with --resume --out-dir {self.out_dir}")
                     break
-                loss = self.step()
+                loss = self.budget.time_step(self.step)  # only the steps count against max_minutes
                 step_losses.append(loss)
                 meter.add(self.tokens_per_step)
                 if bar is not None:
@@ -675,7 +740,7 @@ class Trainer:
             model=self.raw_model, tokenizer=self.tokenizer, history=self.history,
             step_losses=torch.stack(step_losses).float().tolist() if step_losses else [],
             best_val_loss=self.best_val, iter_num=self.iter_num, elapsed_s=elapsed, interrupted=interrupted,
-            out_dir=str(self.out_dir) if self.out_dir else None,
+            out_dir=str(self.out_dir) if self.out_dir else None, train_s=self.budget.spent,
         )
 
 
@@ -708,7 +773,8 @@ def _progress_bar(cfg: TrainConfig, dist: Distributed, initial: int):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=cfg.max_iters, initial=initial, desc="train", unit="it", dynamic_ncols=True)
+    total = None if cfg.max_minutes else cfg.max_iters  # a time budget: the steps are not known ahead
+    return tqdm(total=total, initial=initial, desc="train", unit="it", dynamic_ncols=True)
 
 
 def _prepare(cfg: TrainConfig, dist: Distributed, model, tokenizer, train_data, val_data, text, log) -> Trainer:
@@ -758,18 +824,23 @@ def train(
     train_data: torch.Tensor | None = None,
     val_data: torch.Tensor | None = None,
     text: str | None = None,
+    clock=None,
 ) -> TrainResult:
     """Train `model` (or the GPT that cfg.model describes) and return what happened.
 
     Give either train_data/val_data (token tensors) or text; with neither the
     text comes from load_text(cfg.data). With cfg.out_dir set it writes
-    ckpt.pt, best.pt, log.csv and loss.png there.
+    ckpt.pt, best.pt, log.csv and loss.png there. `clock` (a function returning
+    seconds) replaces time.perf_counter for the max_minutes budget: tests pass a fake.
     """
     dist = Distributed.from_env(cfg.device)
     log = print if dist.master else (lambda *a, **k: None)
     ok = False
     try:
-        result = _prepare(cfg, dist, model, tokenizer, train_data, val_data, text, log).run()
+        trainer = _prepare(cfg, dist, model, tokenizer, train_data, val_data, text, log)
+        if clock is not None:
+            trainer.budget.clock = clock
+        result = trainer.run()
         ok = True
         return result
     finally:

@@ -223,7 +223,7 @@ def test_train_any_model_without_writing(tmp_path, monkeypatch, text):
     result = train(cfg, model=model, tokenizer=tok, train_data=tr, val_data=va)
     assert result.model is model and result.iter_num == 30 and not result.interrupted
     assert [h["iter"] for h in result.history] == [0, 15, 30]
-    assert set(result.history[0]) == {"iter", "train_loss", "val_loss", "lr", "tokens_per_s"}
+    assert set(result.history[0]) == {"iter", "train_loss", "val_loss", "lr", "tokens_per_s", "train_s"}
     assert result.history[-1]["val_loss"] < result.history[0]["val_loss"]
     assert result.out_dir is None and list(tmp_path.iterdir()) == []
 
