@@ -52,6 +52,7 @@ def hf_layout(config: GPTConfig) -> str:
     else:
         wanted = {"norm": ("rmsnorm",), "activation": ("swiglu",), "bias": (False,)}
         layout = "llama"
+    wanted.update(qk_norm=(False,), logit_softcap=(None,))  # the speedrun's options: in neither architecture
     for option, allowed in wanted.items():
         value = getattr(config, option)
         if value not in allowed:

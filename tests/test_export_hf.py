@@ -67,6 +67,9 @@ def test_a_bpe_model_with_biases_exports_as_gpt2(tmp_path, text):
     (dict(pos="learned", n_kv_head=2), "n_kv_head=2"),
     (dict(pos="rope", norm="rmsnorm", activation="swiglu", bias=True), "bias=True"),
     (dict(pos="learned", tie_weights=False), "tie_weights=False"),
+    (dict(pos="learned", activation="relu2"), "activation='relu2'"),
+    (dict(pos="rope", norm="rmsnorm", activation="swiglu", qk_norm=True), "qk_norm=True"),
+    (dict(pos="learned", logit_softcap=15.0), "logit_softcap=15.0"),
 ])
 def test_other_combinations_name_the_option(options, named, tmp_path, monkeypatch, capsys):
     config = GPTConfig(vocab_size=65, block_size=16, n_layer=1, n_head=4, n_embd=16, **options)
