@@ -1,8 +1,6 @@
-"""The whole GPT in one file: the course's model, training recipe and sampler in plain PyTorch.
-
-Read it top to bottom, in the order of the course: settings, characters and data, the model,
-training, sampling. tests/test_one_file.py holds it equal to the gpt_from_scratch package (the
-same seed gives the same weights, logits, training losses and sampled tokens), and the package
+"""The whole GPT in one file: the course's model, training recipe and sampler in plain PyTorch, to be read
+top to bottom in the order of the course. tests/test_one_file.py holds it equal to the gpt_from_scratch
+package (same weights, logits, training losses and sampled tokens for the same seed), and the package
 reads its checkpoint: `python -m gpt_from_scratch sample --checkpoint out/best.pt`.
 
     python gpt.py                  # the flagship: 6 layers, 6 heads, 384 wide (a GPU run)
@@ -18,7 +16,6 @@ import os
 import sys
 import time
 import urllib.request
-from contextlib import nullcontext
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -40,8 +37,7 @@ learning_rate = 1e-3  # the peak, reached after warmup
 min_lr = 1e-4  # where the cosine decay ends
 warmup_iters = 100
 weight_decay = 0.1  # on matrices only
-beta1 = 0.9
-beta2 = 0.99
+beta1, beta2 = 0.9, 0.99  # AdamW's averaging of the gradient and of its square
 grad_clip = 1.0  # the largest gradient norm a step may use
 eval_interval = 250  # steps between evaluations
 eval_iters = 200  # batches averaged per evaluation
@@ -55,8 +51,7 @@ temperature = 0.8  # below 1 sharpens the distribution, above 1 flattens it
 top_k = 0  # sample only from the k most likely characters (0: from all of them)
 
 SETTINGS = {k: v for k, v in dict(globals()).items() if k[0].islower() and isinstance(v, (int, float, str))}
-# --quick: a small GPT and a short schedule for a CPU (notebook 04's quick mode). Its operations are so small
-# that extra threads mostly wait for each other (on a busy 2-core machine, 2 threads were many times slower than 1).
+# --quick: notebook 04's quick mode, a small GPT for a CPU, on one thread (more would wait for each other)
 QUICK = dict(n_layer=2, n_head=4, n_embd=64, block_size=32, dropout=0.0, batch_size=32, max_iters=500,
              learning_rate=6e-3, min_lr=6e-4, warmup_iters=20, eval_interval=100, eval_iters=20, max_new_tokens=300,
              threads=1)
@@ -121,8 +116,8 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self.c_attn(x).split(C, dim=2)  # each (B, T, C): the heads side by side
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
         # softmax(q k^T / sqrt(hs)) with the future masked out, times v: one fused kernel computes it
-        p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)  # (B, nh, T, hs)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
+                                           is_causal=True)  # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): the heads side by side again
         return self.resid_dropout(self.c_proj(y))
 
@@ -208,15 +203,14 @@ def get_lr(it: int, cfg: SimpleNamespace) -> float:
 
 
 @torch.no_grad()
-def estimate_loss(model: GPT, splits: dict, cfg: SimpleNamespace, ctx=nullcontext()) -> dict:
+def estimate_loss(model: GPT, splits: dict, cfg: SimpleNamespace) -> dict:
     """Mean loss of eval_iters random batches per split, dropout off (its own generator: no effect on training)."""
     model.eval()
     out = {}
     for name, data in splits.items():
         gen = torch.Generator().manual_seed(cfg.seed + 10_000)  # the same batches at every evaluation
-        with ctx:
-            losses = [model(*get_batch(data, cfg.batch_size, cfg.block_size, gen, cfg.device))[1].float().item()
-                      for _ in range(cfg.eval_iters)]
+        losses = [model(*get_batch(data, cfg.batch_size, cfg.block_size, gen, cfg.device))[1].item()
+                  for _ in range(cfg.eval_iters)]
         out[name] = sum(losses) / len(losses)
     model.train()
     return out
@@ -237,15 +231,13 @@ def train(model: GPT, train_data: torch.Tensor, val_data: torch.Tensor, cfg: Sim
     no_decay = [p for p in model.parameters() if p.dim() < 2]  # LayerNorm gains
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2))
-    bf16 = cfg.device == "cuda" and torch.cuda.get_device_capability()[0] >= 8  # fast 16-bit matrix products
-    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else nullcontext()
     batch_gen = torch.Generator().manual_seed(cfg.seed)  # the training batches' random numbers
     torch.manual_seed(cfg.seed)  # the dropout masks'
     step_losses, best_val, t0 = [], float("inf"), time.time()
     model.train()
     for it in range(cfg.max_iters + 1):
         if it % cfg.eval_interval == 0 or it == cfg.max_iters:
-            losses = estimate_loss(model, {"train": train_data, "val": val_data}, cfg, ctx)
+            losses = estimate_loss(model, {"train": train_data, "val": val_data}, cfg)
             print(f"step {it}: train {losses['train']:.4f}, val {losses['val']:.4f} ({time.time() - t0:.0f} s)")
             if losses["val"] < best_val and cfg.out_dir and chars is not None:
                 best_val = losses["val"]
@@ -255,8 +247,7 @@ def train(model: GPT, train_data: torch.Tensor, val_data: torch.Tensor, cfg: Sim
         for group in optimizer.param_groups:
             group["lr"] = get_lr(it, cfg)
         x, y = get_batch(train_data, cfg.batch_size, cfg.block_size, batch_gen, cfg.device)
-        with ctx:
-            _, loss = model(x, y)
+        _, loss = model(x, y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)  # a rare huge gradient stays tame
         optimizer.step()
@@ -269,8 +260,7 @@ def train(model: GPT, train_data: torch.Tensor, val_data: torch.Tensor, cfg: Sim
 @torch.no_grad()
 def generate(model: GPT, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
              top_k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-    """idx (B, T) -> (B, T + max_new_tokens): the prompt followed by sampled characters.
-    top_k None (or 0) samples from every character."""
+    """idx (B, T) -> (B, T + max_new_tokens): the prompt, then sampled characters (top_k 0: from all)."""
     was_training = model.training
     model.eval()  # dropout off
     prompt_length, block, stride = idx.size(1), model.block_size, max(1, model.block_size // 4)
