@@ -17,12 +17,21 @@ Worked answers live in ``solutions/NN_*.ipynb``; every check there prints "corre
 
 from __future__ import annotations
 
+import codecs
 import math
 import traceback
+from collections import Counter
 from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
+
+from .bpe import BPETokenizer
+from .generate import filter_probs
+from .model import GPT, GPTConfig, KVCache, RMSNorm, apply_rope, rope_cos_sin
+from .pretrained import convert_gpt2_state
+from .teaching import Block
+from .tokenizer import CharTokenizer
 
 NOT_TRIED = "not tried yet"
 WRONG = "not yet"
@@ -329,8 +338,6 @@ def _whole_number(answer: Any) -> str | None:
 @guarded
 def check_block_params(answer: Any) -> bool:
     """The parameters of one Block(32, 4), counted by hand: attention, feed-forward, two LayerNorms."""
-    from .teaching import Block
-
     if answer is None:
         return verdict(NOT_TRIED, "count q, k, v (no bias), proj, the two feed-forward layers (with biases) and two LayerNorms")
     bad = _whole_number(answer)
@@ -390,8 +397,6 @@ def check_layer_norm(fn: Callable) -> bool:
 @guarded
 def check_gpt_params(fn: Callable) -> bool:
     """fn(vocab_size, block_size, n_layer, n_embd) must give GPT(GPTConfig(...)).num_params(): tied, no biases."""
-    from .model import GPT, GPTConfig
-
     shapes = [(65, 256, 6, 384), (50, 16, 2, 24)]
     answers = [run_answer(fn, *s) for s in shapes]
     if all(a is None and e is None for a, e in answers):
@@ -481,8 +486,6 @@ def check_top_k(fn: Callable) -> bool:
 @guarded
 def check_top_p(fn: Callable) -> bool:
     """fn(probs (B, V), p) must keep the smallest set of likeliest tokens whose mass reaches p, renormalised."""
-    from .generate import filter_probs
-
     probs, p = _logit_rows().softmax(-1), 0.6
     out, said = _tensor_answer(fn, (probs.clone(), p), "my_top_p",
                                "sort descending, keep tokens while the mass BEFORE them is below p, renormalise")
@@ -550,8 +553,6 @@ def check_kv_cache(cache_class: Callable) -> bool:
 
 
 # --- chapter 06 · BPE: counting pairs, encoding by rank, printing a stream of bytes ----------
-import codecs  # noqa: E402 - used by chapter 06's checkers only
-from collections import Counter  # noqa: E402
 
 # A short text of our own, long enough to learn a few dozen merges from; any English would do.
 _BPE_TEXT = (
@@ -608,8 +609,6 @@ def check_bpe_encode(fn: Callable) -> bool:
 
     Compared with gfs.BPETokenizer(merges, pattern=None) on a rank-order trap, on merges
     learned from English and on text with characters those merges never saw."""
-    from .bpe import BPETokenizer
-
     trap = {(98, 99): 256, (97, 98): 257}  # 'bc' learned first, then 'ab'
     learned = BPETokenizer.train(_BPE_TEXT, 256 + 40, pattern=None).merges
     cases = [("abc", trap), ("the thieves", learned), ("Then the queen saw café boats.", learned)]
@@ -711,7 +710,10 @@ def check_rmsnorm(fn: Callable) -> bool:
     if (problem := _as_tensor_answer(result, tuple(x.shape))) is not None:
         return verdict(WRONG, problem)
     rms = lambda t, dim: torch.sqrt(t.pow(2).mean(dim=dim, keepdim=True) + 1e-5)  # noqa: E731
-    expected = x / rms(x, -1) * w
+    reference = RMSNorm(16, eps=1e-5)  # the package's own RMSNorm is the answer
+    with torch.no_grad():
+        reference.weight.copy_(w)
+        expected = reference(x)
     if torch.allclose(result, expected, atol=1e-5):
         return verdict(CORRECT, "the same output as gfs.model.RMSNorm, with its gain, on inputs far from mean 0")
     centred = x - x.mean(-1, keepdim=True)
@@ -733,8 +735,6 @@ def check_rmsnorm(fn: Callable) -> bool:
 @guarded
 def check_rope(fn: Callable) -> bool:
     """fn(x, positions) rotates x (B, nh, T, hs) by RoPE at positions (T,): dimension i paired with i + hs/2."""
-    from .model import apply_rope, rope_cos_sin
-
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(2, 3, 6, 8, generator=gen)
     positions = torch.tensor([0, 1, 2, 5, 64, 1000])
@@ -851,8 +851,6 @@ def check_gpt2_to_ours(fn: Callable) -> bool:
 
     Compared with gfs.pretrained.convert_gpt2_state on a random 2-layer GPT-2 in
     GPT2LMHeadModel's layout (with the 'transformer.' prefix and the mask buffers)."""
-    from .model import GPTConfig
-    from .pretrained import convert_gpt2_state
 
     hf = _tiny_gpt2_state(torch.Generator().manual_seed(5))
     config = GPTConfig(vocab_size=11, block_size=16, n_layer=2, n_head=2, n_embd=8, dropout=0.0, bias=True,
@@ -967,8 +965,6 @@ def check_unknown_chars(fn: Callable) -> bool:
 
 def _grow_setup():
     """A tiny random character GPT, its tokenizer, and a larger tokenizer in which the old ids move."""
-    from .model import GPT, GPTConfig
-    from .tokenizer import CharTokenizer
 
     old = CharTokenizer("\n !',.:?abcdehilmnorstuw")
     new = CharTokenizer(set(old.chars) | set("#0_éAT"))  # 'A' and 'T' sort before the letters: ids move
@@ -1131,8 +1127,6 @@ def check_kv_cache_bytes(fn: Callable) -> bool:
     Compared with the formula on SmolLM2-135M's shape and two others, and with the bytes the
     package's own KVCache allocates for a small model.
     """
-    from .model import GPTConfig, KVCache
-
     smol = GPTConfig(vocab_size=49152, block_size=8192, n_layer=30, n_head=9, n_embd=576, n_kv_head=3,
                      dropout=0.0, norm="rmsnorm", activation="swiglu", pos="rope", mlp_hidden=1536)
     out, err = run_answer(fn, smol, 1000, 4)
