@@ -592,8 +592,11 @@ def flag_names(message: str, parser: argparse.ArgumentParser) -> str:
     """The package's messages name Python parameters (max_iters, top_k); the user typed flags (--max-iters).
     A name with an underscore is a parameter wherever it stands (not inside a path such as out_dir/x.pt);
     a plain word (temperature, dropout) only where it is the subject of "must"."""
-    flags = {a.dest: a.option_strings[-1] for a in parser._actions
-             if a.option_strings and a.option_strings[-1].startswith("--") and a.dest != "help"}
+    flags = {}
+    for a in parser._actions:  # the long spelling, and the "on" one of --x/--no-x pairs
+        long = [s for s in a.option_strings if s.startswith("--") and not s.startswith("--no-")]
+        if long and a.dest != "help":
+            flags[a.dest] = long[-1]
     if "block_size" in flags:  # with --init-from, --block-size sets TrainConfig.train_window
         flags["train_window"] = flags["block_size"]
     if not flags:

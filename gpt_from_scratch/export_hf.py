@@ -139,8 +139,10 @@ def export_hf(src: str | os.PathLike, out: str | os.PathLike) -> tuple[Path, lis
 
     Returns the folder and notes worth telling the user (what could not be written).
     """
-    from safetensors.torch import save_file
-
+    try:
+        from safetensors.torch import save_file
+    except ImportError:
+        raise ExportError('export --format hf writes safetensors: pip install safetensors (or pip install -e ".[gpt2]")') from None
     from .checkpoint import load_checkpoint
 
     model, tokenizer = load_checkpoint(src)

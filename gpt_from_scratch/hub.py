@@ -71,7 +71,7 @@ def download(name: str, filenames: Sequence[str]) -> list[Path]:
             f"not cached; connect to the internet and retry (the files are then cached), or download "
             f"{repo}'s {files} elsewhere and pass their folder"
         ) from None
-    except (OSError, ValueError) as e:  # HTTP errors, an unknown or invalid repository id, a full disk
+    except Exception as e:  # HTTP errors, timeouts (not all are OSErrors), an invalid repository id, a full disk
         first_line = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise HubError(
             f"could not download {repo}: {first_line}; connect to the internet and retry, "

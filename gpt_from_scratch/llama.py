@@ -138,7 +138,11 @@ def read_gguf_tensors(reader) -> dict[str, torch.Tensor]:
     gguf = _import_gguf()
     tensors = {}
     for t in reader.tensors:
-        array = gguf.quants.dequantize(t.data, t.tensor_type)  # numpy float32
+        try:
+            array = gguf.quants.dequantize(t.data, t.tensor_type)  # numpy float32
+        except NotImplementedError:
+            raise PretrainedError(f"the gguf package cannot dequantize {t.name}'s type {t.tensor_type!r}; "
+                                  "try a newer gguf (pip install -U gguf) or another quantization of the model") from None
         shape = tuple(reversed([int(n) for n in t.shape]))  # GGUF lists (in, out), the fastest axis first
         array = array.reshape(shape).astype("float32", copy=not array.flags.writeable)  # F32 tensors: the file itself
         tensors[t.name] = torch.from_numpy(array)

@@ -38,14 +38,20 @@ def _gpt2_name(name: str) -> str | None:
 
 
 def is_pretrained_source(name_or_path: str | os.PathLike) -> bool:
-    """True for what loading.py loads (a name, a folder, a .gguf file); False for our .pt files."""
+    """True for what loading.py loads (a name, a folder, a .gguf file); False for our .pt files.
+
+    "owner/name" is a Hub name only when no such local file or folder exists, "owner" is not a local
+    folder and "name" has no file suffix (out/best.ckpt is a missing file, not a repository)."""
     path = Path(name_or_path).expanduser()
     if path.is_dir() or path.suffix.lower() == ".gguf":
         return True
-    if path.exists() or not isinstance(name_or_path, str):
+    if path.exists():
         return False
-    return _gpt2_name(name_or_path) is not None or (_HUB_NAME.match(name_or_path) is not None
-                                                     and path.suffix not in (".pt", ".pth"))
+    name = str(name_or_path)
+    if _gpt2_name(name) is not None:
+        return True
+    looks_like_a_file = Path(name).parent.is_dir() or Path(name).suffix.lower() in (".pt", ".pth", ".ckpt", ".bin")
+    return _HUB_NAME.match(name) is not None and not looks_like_a_file
 
 
 def _folder(name_or_path: str | os.PathLike, files=None) -> Path:
@@ -53,9 +59,9 @@ def _folder(name_or_path: str | os.PathLike, files=None) -> Path:
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path
-    if isinstance(name_or_path, str) and _HUB_NAME.match(name_or_path):
+    if is_pretrained_source(name_or_path):
         try:
-            return download_folder(name_or_path, files or MODEL_FILES)
+            return download_folder(str(name_or_path), files or MODEL_FILES)
         except HubError as e:
             raise PretrainedError(str(e)) from None
     raise CheckpointError(
@@ -103,10 +109,14 @@ def load_tokenizer(name_or_path: str | os.PathLike) -> BPETokenizer:
     if path.suffix.lower() == ".gguf":
         if not path.is_file():
             raise TokenizerError(f"no GGUF file at {path}; check the path")
-        return tokenizer_from_gguf_metadata(read_gguf_metadata(_import_gguf().GGUFReader(str(path))), str(path))
+        try:
+            reader = _import_gguf().GGUFReader(str(path))
+        except (OSError, ValueError, PretrainedError) as e:  # not GGUF, cut short, or no gguf package
+            raise TokenizerError(f"cannot read {path} as GGUF ({str(e)[:120]}); download it again") from None
+        return tokenizer_from_gguf_metadata(read_gguf_metadata(reader), str(path))
     if not path.exists() and _gpt2_name(str(name_or_path)):
         return gpt2_tokenizer()
-    if not path.is_dir() and not (isinstance(name_or_path, str) and _HUB_NAME.match(name_or_path)):
+    if not path.is_dir() and not is_pretrained_source(name_or_path):
         raise TokenizerError(f"no folder {name_or_path}: pass a folder holding tokenizer.json (or vocab.json and "
                              "merges.txt), a .gguf file, or a name like 'gpt2' or 'HuggingFaceTB/SmolLM2-135M'")
     try:

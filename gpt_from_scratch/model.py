@@ -96,8 +96,8 @@ class GPTConfig:
             raise ValueError(f"n_kv_head must be None or a divisor of n_head ({self.n_head}), got {n_kv}")
         if self.mlp_hidden is not None and (isinstance(self.mlp_hidden, bool) or int(self.mlp_hidden) < 1):
             raise ValueError(f"mlp_hidden must be None or a whole number >= 1, got {self.mlp_hidden}")
-        if self.logit_softcap is not None and not float(self.logit_softcap) > 0:
-            raise ValueError(f"logit_softcap must be None or a number > 0, got {self.logit_softcap}")
+        if self.logit_softcap is not None and not 0 < float(self.logit_softcap) < math.inf:
+            raise ValueError(f"logit_softcap must be None or a finite number > 0, got {self.logit_softcap}")
         if self.pos == "rope" and (self.n_embd // self.n_head) % 2:
             raise ValueError(f"pos='rope' needs an even head size, got n_embd // n_head = {self.n_embd // self.n_head}")
 
