@@ -28,7 +28,7 @@ MODEL_TYPES = {cls.model_type: cls for cls in (GPT, BigramLanguageModel, Attenti
 TOKENIZER_KINDS = {cls.kind: cls for cls in (CharTokenizer, BPETokenizer)}
 
 # The shipped checkpoints, best first: load_checkpoint(None) takes the first that exists.
-SHIPPED_CHECKPOINTS = ("shakespeare-char.pt", "cpu-modern.pt", "cpu-tiny.pt")
+SHIPPED_CHECKPOINTS = ("shakespeare-char.pt", "cpu-speedrun.pt", "cpu-modern.pt", "cpu-tiny.pt")
 CHECKPOINT_ENV = "GPT_FROM_SCRATCH_CHECKPOINT"
 
 
