@@ -34,6 +34,7 @@ import torch
 from .bpe import BPETokenizer, GPT2_SPLIT_PATTERN, NO_TOKEN, gpt2_bytes_to_unicode
 from .checkpoint import CheckpointError
 from .model import GPTConfig
+from .pretrained import INSTALL_HINT
 from .weight_maps import GPT2_TENSORS, LLAMA_TENSORS, export_state
 
 GPT2_ACTIVATIONS = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu"}  # ours -> config.json's
@@ -142,7 +143,7 @@ def export_hf(src: str | os.PathLike, out: str | os.PathLike) -> tuple[Path, lis
     try:
         from safetensors.torch import save_file
     except ImportError:
-        raise ExportError('export --format hf writes safetensors: pip install safetensors (or pip install -e ".[gpt2]")') from None
+        raise ExportError(f"export --format hf writes safetensors: {INSTALL_HINT}") from None
     from .checkpoint import load_checkpoint
 
     model, tokenizer = load_checkpoint(src)

@@ -128,6 +128,18 @@ def _import_gguf():
     return gguf
 
 
+def open_gguf(path: str | os.PathLike):
+    """A gguf.GGUFReader on `path`; PretrainedError, one line, for a missing, cut-short or non-GGUF file."""
+    gguf = _import_gguf()
+    path = Path(path)
+    if not path.is_file():
+        raise PretrainedError(f"no GGUF file at {path}; check the path")
+    try:
+        return gguf.GGUFReader(str(path))
+    except (OSError, ValueError) as e:
+        raise PretrainedError(f"cannot read {path} as GGUF ({str(e)[:120]}); download it again") from None
+
+
 def read_gguf_metadata(reader) -> dict:
     """Every key of a GGUF header as plain Python values (strings, numbers, lists)."""
     return {name: field.contents() for name, field in reader.fields.items() if not name.startswith("GGUF.")}
@@ -175,14 +187,8 @@ def load_gguf(path: str | os.PathLike):
     """(our GPT in eval mode, float32, CPU; its BPETokenizer) from a llama.cpp GGUF file."""
     from .tokenizer_files import tokenizer_from_gguf_metadata
 
-    gguf = _import_gguf()
     path = Path(path)
-    if not path.is_file():
-        raise PretrainedError(f"no GGUF file at {path}; check the path")
-    try:
-        reader = gguf.GGUFReader(str(path))
-    except (OSError, ValueError) as e:
-        raise PretrainedError(f"cannot read {path} as GGUF ({str(e)[:120]}); download it again") from None
+    reader = open_gguf(path)
     meta = read_gguf_metadata(reader)
     tensors = read_gguf_tensors(reader)
     config = gguf_config(meta, "output.weight" in tensors, str(path))

@@ -24,7 +24,7 @@ from . import checkpoint
 from .checkpoint import CheckpointError
 from .hub import MODEL_FILES, TOKENIZER_FILES, HubError, download_folder
 from .model import GPT
-from .llama import _import_gguf, load_gguf, load_llama_folder, read_gguf_metadata
+from .llama import load_gguf, load_llama_folder, open_gguf, read_gguf_metadata
 from .pretrained import CONFIG_FILE, PretrainedError, load_gpt2, read_json
 from .tokenizer_files import gpt2_tokenizer, tokenizer_from_gguf_metadata, tokenizer_from_tokenizer_json
 
@@ -107,12 +107,10 @@ def load_tokenizer(name_or_path: str | os.PathLike) -> BPETokenizer:
     """The BPETokenizer of a GPT-2 name (offline: shipped), a Hub name, a folder or a .gguf file."""
     path = Path(name_or_path).expanduser()
     if path.suffix.lower() == ".gguf":
-        if not path.is_file():
-            raise TokenizerError(f"no GGUF file at {path}; check the path")
         try:
-            reader = _import_gguf().GGUFReader(str(path))
-        except (OSError, ValueError, PretrainedError) as e:  # not GGUF, cut short, or no gguf package
-            raise TokenizerError(f"cannot read {path} as GGUF ({str(e)[:120]}); download it again") from None
+            reader = open_gguf(path)
+        except PretrainedError as e:  # missing, not GGUF, or no gguf package: a tokenizer's error here
+            raise TokenizerError(str(e)) from None
         return tokenizer_from_gguf_metadata(read_gguf_metadata(reader), str(path))
     if not path.exists() and _gpt2_name(str(name_or_path)):
         return gpt2_tokenizer()

@@ -634,3 +634,10 @@ def test_sample_and_eval_read_a_local_gpt2_folder(work, text):
     val = gfs.train_val_split(text[:20_000], 0.9)[1]
     want = gfs.evaluate_text(model, tok, val, batch_size=32, device=torch.device("cpu"), progress=False)
     assert r.stdout.splitlines()[0] == f"val_loss {want['loss_per_token']:.4f}"
+
+
+def test_flag_names_use_the_on_spelling_of_on_off_flags():
+    """--qk-norm/--no-qk-norm: a message about qk_norm names --qk-norm, the flag that sets it."""
+    train = cli._subcommand(cli.build_parser(), "train")
+    said = cli.flag_names("qk_norm and tie_weights conflict with max_iters", train)
+    assert said == "--qk-norm and --tie-weights conflict with --max-iters"

@@ -148,3 +148,22 @@ def test_cli_hub_name_offline_is_one_error_line(tmp_path):
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.startswith("error: cannot download HuggingFaceTB/SmolLM2-135M-Instruct")
     assert r.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("load", [gfs.load_checkpoint, gfs.BPETokenizer.from_pretrained], ids=["model", "tokenizer"])
+def test_a_file_that_is_not_gguf_is_one_error_line(tmp_path, load):
+    bad = tmp_path / "broken.gguf"
+    bad.write_text("not a GGUF file")
+    with pytest.raises((CheckpointError, gfs.bpe.TokenizerError), match="as GGUF") as e:
+        load(bad)
+    assert "\n" not in str(e.value)
+
+
+def test_a_missing_local_file_is_not_taken_for_a_hub_name(tmp_path, monkeypatch):
+    from gpt_from_scratch.loading import is_pretrained_source
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    assert is_pretrained_source("HuggingFaceTB/SmolLM2-135M") and is_pretrained_source("gpt2")
+    for missing in ("out/best.ckpt", "out/best.pt", "out/model.bin", "runs/model"):  # runs/ is a local folder
+        assert not is_pretrained_source(missing), missing

@@ -47,7 +47,8 @@ def test_defaults_keep_todays_gpt():
     assert torch.equal(a(idx)[0], b(idx)[0])
 
 
-@pytest.mark.parametrize("bad", [dict(logit_softcap=0.0), dict(logit_softcap=-1.0), dict(activation="relu3")])
+@pytest.mark.parametrize("bad", [dict(logit_softcap=0.0), dict(logit_softcap=-1.0), dict(logit_softcap=float("inf")),
+                                 dict(logit_softcap=float("nan")), dict(activation="relu3")])
 def test_bad_options_raise_one_line(bad):
     with pytest.raises(ValueError) as err:
         GPTConfig(**{**SMALL, **bad})
