@@ -216,10 +216,7 @@ def test_pickled_objects_are_refused(tmp_path, tok):
 
 
 def test_shipped_checkpoint_loads():
-    try:
-        model, tok = load_checkpoint(None)
-    except CheckpointError:
-        pytest.skip("no shipped checkpoint (checkpoints/cpu-tiny.pt or shakespeare-char.pt) exists yet")
+    model, tok = load_checkpoint(None)  # the checkpoint ships with the repo: its absence fails
     assert not model.training and tok.vocab_size == 65
     out = model.generate(torch.tensor([tok.encode("ROMEO:")]), 20, temperature=0)
     assert tok.decode(out[0].tolist()).startswith("ROMEO:")
