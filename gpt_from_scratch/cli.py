@@ -166,7 +166,7 @@ _TRAIN_GROUPS = {
         ("--block-size", "block_size", {"type": _whole(1), "metavar": "N"},
          "context length in tokens; with --init-from, the training window (at most the model's context)"),
         ("--tokenizer", "tokenizer", {"choices": TOKENIZERS},
-         "characters (default) or byte-level BPE trained on the training split"),
+         "characters (default) or byte-level BPE trained on the training split; not with --init-from"),
         ("--vocab-size", "bpe_vocab_size", {"type": _whole(257), "metavar": "N"}, "the BPE vocabulary size (default 512)"),
     ],
     "optimisation": [
@@ -483,6 +483,9 @@ def cmd_train(args) -> int:
     shape = sorted(set(changes) & _MODEL_FLAGS)
     if args.init_from and shape:
         raise CLIError(f"--init-from takes the model's shape from the checkpoint; drop --{shape[0].replace('_', '-')}")
+    for field, flag in (("tokenizer", "--tokenizer"), ("bpe_vocab_size", "--vocab-size")):
+        if args.init_from and field in changes:  # fine-tuning keeps the checkpoint's tokenizer
+            raise CLIError(f"--init-from uses the checkpoint's tokenizer; drop {flag}")
     if args.init_from and "block_size" in changes:  # the checkpoint's context stays; train on shorter windows
         changes["train_window"] = changes.pop("block_size")
     changes.setdefault("out_dir", f"out-{preset}")

@@ -449,6 +449,10 @@ def test_more_bad_input_is_one_error_line(work):
         "text as a checkpoint": (["sample", "--checkpoint", "hello.pt"], ["hello.pt", "corrupt"]),
         "shape flags with --init-from": (["train", "--init-from", "trained/best.pt", "--data", "small.txt",
                                           "--n-layer", "2"], ["--init-from", "--n-layer"]),
+        "a tokenizer with --init-from": (["train", "--init-from", "trained/best.pt", "--data", "small.txt",
+                                          "--tokenizer", "bpe"], ["--init-from", "drop --tokenizer"]),
+        "a vocabulary size with --init-from": (["train", "--init-from", "trained/best.pt", "--data", "small.txt",
+                                                "--vocab-size", "300"], ["--init-from", "drop --vocab-size"]),
         "a training folder as a checkpoint": (["sample", "--checkpoint", "trained", "--device", "cpu"],
                                               ["trained", "best.pt"]),
         "a window longer than the checkpoint's context": (
