@@ -135,6 +135,17 @@ def tokenizer_json(tokenizer) -> dict:
     }
 
 
+def special_token_ids(tokenizer) -> dict[str, int | None]:
+    """config.json's bos and eos: <|endoftext|>, but <|im_end|> ends a chat model's text, so that
+    transformers' generate stops at the end of a turn. None where the tokenizer has no such token
+    (transformers' own default, GPT-2's 50256, would be wrong for our vocabularies)."""
+    special = getattr(tokenizer, "special_tokens", {})
+    end = special.get("<|endoftext|>")
+    if getattr(tokenizer, "chat_template", None) and "<|im_end|>" in special:
+        return {"bos_token_id": end, "eos_token_id": special["<|im_end|>"]}
+    return {"bos_token_id": end, "eos_token_id": end}
+
+
 def export_hf(src: str | os.PathLike, out: str | os.PathLike) -> tuple[Path, list[str]]:
     """Write the model at `src` (anything load_checkpoint takes) as a Hugging Face folder `out`.
 
@@ -153,8 +164,7 @@ def export_hf(src: str | os.PathLike, out: str | os.PathLike) -> tuple[Path, lis
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     config = gpt2_hf_config(model.config) if layout == "gpt2" else llama_hf_config(model.config)
-    end = getattr(tokenizer, "special_tokens", {}).get("<|endoftext|>")  # None: transformers' own default is wrong
-    config.update(bos_token_id=end, eos_token_id=end)
+    config.update(special_token_ids(tokenizer))
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     save_file(hf_state(model, layout), str(folder / "model.safetensors"), metadata={"format": "pt"})
     notes = []

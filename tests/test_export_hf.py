@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,20 @@ def test_a_bpe_model_with_biases_exports_as_gpt2(tmp_path, text):
     assert kind == "GPT2LMHeadModel" and their_ids == tokenizer.encode(LINES)
     with torch.no_grad():
         assert (model(torch.tensor([ids]))[0] - logits).abs().max().item() < 1e-4
+
+
+def test_a_chat_model_ends_its_text_at_the_end_of_a_turn(tmp_path, text):
+    tokenizer = gfs.BPETokenizer.train(text[:5000], 300)
+    tokenizer.register_special_tokens({"<|endoftext|>": 300, "<|im_start|>": 301, "<|im_end|>": 302})
+    model = gfs.GPT(GPTConfig(vocab_size=303, block_size=16, n_layer=1, n_head=2, n_embd=16, dropout=0.0)).eval()
+    ends = {}
+    for template in (None, "{% for m in messages %}<|im_start|>{{ m.content }}<|im_end|>{% endfor %}"):
+        tokenizer.chat_template = template
+        gfs.save_checkpoint(tmp_path / "m.pt", model, tokenizer)
+        export_hf(tmp_path / "m.pt", tmp_path / "hf")
+        config = json.loads((tmp_path / "hf" / "config.json").read_text())
+        ends[template is not None] = (config["bos_token_id"], config["eos_token_id"])
+    assert ends == {False: (300, 300), True: (300, 302)}  # a chat model stops at <|im_end|>
 
 
 @pytest.mark.parametrize("options, named", [
