@@ -41,8 +41,9 @@ Why the changes:
 * Prefix. `GPT2LMHeadModel` files name everything `transformer.wte.weight`
   and so on, `GPT2Model` files just `wte.weight`: the prefix is dropped first.
 
-The sizes come from config.json: n_layer, n_head, n_embd, vocab_size, and
-n_positions as block_size. GPT-2's GELU ("gelu_new") is the tanh approximation,
+The sizes come from config.json: n_layer, n_head, n_embd, vocab_size,
+n_positions as block_size, n_inner as mlp_hidden (null: 4 * n_embd) and
+layer_norm_epsilon as norm_eps. GPT-2's GELU ("gelu_new") is the tanh approximation,
 our activation="gelu_tanh". Every tensor in the file must be used or
 deliberately skipped, and every parameter of ours must get a value, with the
 shapes checked, so a wrong file fails loudly instead of loading half a model.
@@ -177,14 +178,15 @@ def gpt2_config(hf: dict, source: Path | str = CONFIG_FILE) -> GPTConfig:
             n_head=int(hf["n_head"]),
             n_embd=n_embd,
         )
+        inner = hf.get("n_inner")  # the MLP's hidden width; null means 4 * n_embd
+        sizes.update(mlp_hidden=None if inner in (None, 4 * n_embd) else int(inner),
+                     norm_eps=float(hf.get("layer_norm_epsilon", 1e-5)))
     except (KeyError, TypeError, ValueError) as e:
         raise PretrainedError(f"{source} lacks a valid GPT-2 size ({e}); download it again") from None
     act = hf.get("activation_function", "gelu_new")
     if act not in ACTIVATIONS:
         raise PretrainedError(f"{source}: activation_function {act!r} is not one of {list(ACTIVATIONS)}")
     unsupported = {
-        "layer_norm_epsilon": (abs(float(hf.get("layer_norm_epsilon", 1e-5)) - 1e-5) > 1e-12, "1e-5"),
-        "n_inner": (hf.get("n_inner") not in (None, 4 * n_embd), f"null or {4 * n_embd}"),
         "scale_attn_weights": (hf.get("scale_attn_weights", True) is not True, "true"),
         "scale_attn_by_inverse_layer_idx": (hf.get("scale_attn_by_inverse_layer_idx", False), "false"),
         "add_cross_attention": (hf.get("add_cross_attention", False), "false"),
@@ -224,6 +226,7 @@ def read_safetensors(paths: list[Path]) -> dict[str, torch.Tensor]:
 def gpt2_shapes(config: GPTConfig) -> dict[str, tuple[int, ...]]:
     """Every tensor a GPT-2 file must hold (names without 'transformer.'), with its shape."""
     C, V, P = config.n_embd, config.vocab_size, config.block_size
+    H = config.mlp_hidden or 4 * C  # the MLP's hidden width (n_inner)
     shapes = {"wte.weight": (V, C), "wpe.weight": (P, C), "ln_f.weight": (C,), "ln_f.bias": (C,)}
     for i in range(config.n_layer):
         layer = {
@@ -231,8 +234,8 @@ def gpt2_shapes(config: GPTConfig) -> dict[str, tuple[int, ...]]:
             "attn.c_attn.weight": (C, 3 * C), "attn.c_attn.bias": (3 * C,),  # Conv1D: (in, out)
             "attn.c_proj.weight": (C, C), "attn.c_proj.bias": (C,),
             "ln_2.weight": (C,), "ln_2.bias": (C,),
-            "mlp.c_fc.weight": (C, 4 * C), "mlp.c_fc.bias": (4 * C,),
-            "mlp.c_proj.weight": (4 * C, C), "mlp.c_proj.bias": (C,),
+            "mlp.c_fc.weight": (C, H), "mlp.c_fc.bias": (H,),
+            "mlp.c_proj.weight": (H, C), "mlp.c_proj.bias": (C,),
         }
         shapes.update({f"h.{i}.{k}": shape for k, shape in layer.items()})
     return shapes

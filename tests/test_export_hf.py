@@ -52,14 +52,17 @@ def test_a_bpe_model_with_biases_exports_as_gpt2(tmp_path, text):
     tokenizer.register_special_tokens({"<|endoftext|>": 320})
     torch.manual_seed(0)
     model = gfs.GPT(GPTConfig(vocab_size=321, block_size=32, n_layer=2, n_head=2, n_embd=32, dropout=0.0,
-                              bias=True, activation="gelu_tanh", mlp_hidden=48)).eval()
+                              bias=True, activation="gelu_tanh", mlp_hidden=48, norm_eps=1e-6)).eval()
     gfs.save_checkpoint(tmp_path / "bpe.pt", model, tokenizer)
     export_hf(tmp_path / "bpe.pt", tmp_path / "hf")
     ids = tokenizer.encode(LINES)[:32]
     kind, logits, their_ids = _transformers_logits(tmp_path / "hf", ids)
     assert kind == "GPT2LMHeadModel" and their_ids == tokenizer.encode(LINES)
+    back, _ = gfs.load_checkpoint(tmp_path / "hf")  # and back into our GPT, its MLP width and epsilon kept
+    assert (back.config.mlp_hidden, back.config.norm_eps) == (48, 1e-6)
     with torch.no_grad():
         assert (model(torch.tensor([ids]))[0] - logits).abs().max().item() < 1e-4
+        assert torch.equal(back(torch.tensor([ids]))[0], model(torch.tensor([ids]))[0])
 
 
 def test_a_chat_model_ends_its_text_at_the_end_of_a_turn(tmp_path, text):

@@ -292,9 +292,8 @@ def test_corrupt_weights(tmp_path):
     "change, words",
     [
         ({"model_type": "gpt_neo"}, "only GPT-2"),
-        ({"layer_norm_epsilon": 1e-6}, "layer_norm_epsilon is 1e-06"),
         ({"activation_function": "silu"}, "activation_function 'silu'"),
-        ({"n_inner": 100}, "n_inner is 100"),
+        ({"n_inner": "wide"}, "lacks a valid GPT-2 size"),
         ({"tie_word_embeddings": False}, "tie_word_embeddings is False"),
         ({"n_head": 3}, "divisible"),
         ({"n_layer": None}, "lacks a valid GPT-2 size"),
@@ -310,6 +309,14 @@ def test_config_sizes():
     c = gpt2_config({"n_layer": 12, "n_head": 12, "n_embd": 768, "n_ctx": 1024, "vocab_size": 50257})
     assert (c.n_layer, c.n_head, c.n_embd, c.block_size, c.vocab_size) == (12, 12, 768, 1024, 50257)
     assert c.activation == "gelu_tanh" and c.bias and c.tie_weights and c.dropout == 0.0
+    assert c.mlp_hidden is None and c.norm_eps == 1e-5  # GPT-2's 4C and LayerNorm epsilon
+
+
+def test_config_mlp_width_and_norm_epsilon():
+    """n_inner and layer_norm_epsilon, as export --format hf writes them, load back."""
+    c = gpt2_config(dict(HF_CONFIG, n_inner=100, layer_norm_epsilon=1e-6))
+    assert c.mlp_hidden == 100 and c.norm_eps == 1e-6
+    assert gpt2_config(dict(HF_CONFIG, n_inner=4 * HF_CONFIG["n_embd"])).mlp_hidden is None
 
 
 def test_unknown_name(tmp_path, monkeypatch):
