@@ -25,7 +25,8 @@ SMOLLM2_REPOS = tuple(
 )
 # What a model folder on the Hub holds: the files we need, and the tokenizer's, which a repository may lack.
 MODEL_FILES = ("config.json", "model.safetensors")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+# Newer repositories keep the chat template in its own file, chat_template.jinja (tokenizer_files.py reads both).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
 INSTALL_HINT = 'pip install huggingface_hub (or pip install -e ".[gpt2]")'
 
 

@@ -350,6 +350,29 @@ def test_hub_names_download_once_through_huggingface_hub(tmp_path, monkeypatch):
     assert set(GPT2_REPOS) == {"gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"}
 
 
+def test_a_hub_folder_brings_the_tokenizer_files_the_repository_has(tmp_path, monkeypatch):
+    from gpt_from_scratch.hub import download_folder
+    from gpt_from_scratch.tokenizer_files import read_chat_template
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja"):
+        (repo / name).write_text(f"the {name}", encoding="utf-8")  # no tokenizer_config.json
+    calls = []
+
+    def fake_download(repo_id, filename, **kwargs):
+        calls.append(filename)
+        if not (repo / filename).is_file():
+            raise FileNotFoundError(f"404: {filename}")  # what the Hub says of a file a repository lacks
+        return str(repo / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    assert download_folder("HuggingFaceTB/SmolLM2-135M-Instruct") == repo
+    assert calls == ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                     "chat_template.jinja"]
+    assert read_chat_template(repo) == "the chat_template.jinja"
+
+
 def test_offline_finds_the_cache_under_the_old_bare_name(tmp_path, monkeypatch):
     hub = huggingface_hub
     from huggingface_hub.utils import LocalEntryNotFoundError  # also where huggingface_hub 0.23 has it
