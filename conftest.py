@@ -8,9 +8,11 @@
   when that file exists and the variable is unset (CI keeps a local copy there).
 * Figures are drawn off-screen.
 * Under pytest-xdist (the README's `-n 2`) each worker, and each notebook kernel
-  it starts, computes on one thread: two workers of two threads each on two
-  cores wait for each other, several times slower than one thread each. The
-  checked notebook outputs hold at any thread count (NOTEBOOK_STYLE.md).
+  it starts, computes on one thread unless OMP_NUM_THREADS is set: two workers
+  then never compete for a core, and these tiny models gain little from a
+  second thread. The checked notebook outputs must hold at any thread count
+  (NOTEBOOK_STYLE.md), so CI's .ci/threads runs the notebooks again at torch's
+  default count.
 """
 
 from __future__ import annotations
