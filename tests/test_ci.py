@@ -1,5 +1,7 @@
 """What CI runs is what the README says it runs: the thread counts of the notebook kernels."""
 
+from __future__ import annotations
+
 import os
 import subprocess
 import sys
@@ -23,4 +25,3 @@ def test_xdist_workers_default_to_one_thread_and_keep_an_exported_count():
     """.ci/threads exports torch's default count to check the notebooks at it: conftest must not undo that."""
     assert _kernel_threads(None) == "1"
     assert _kernel_threads("2") == "2"
-
