@@ -1116,8 +1116,7 @@ def check_unpermute_qk(fn: Callable, weight=None, n_head: int | None = None) -> 
 
 def _kv_cache_reference(config, context: int, bytes_per_number: int = 4) -> int:
     """Bytes of keys and values: 2 (k and v) x layers x key/value heads x head size x positions x bytes."""
-    n_kv = config.n_kv_head or config.n_head
-    return 2 * config.n_layer * n_kv * (config.n_embd // config.n_head) * context * bytes_per_number
+    return 2 * config.n_layer * config.kv_heads * config.head_size * context * bytes_per_number
 
 
 @guarded

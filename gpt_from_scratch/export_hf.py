@@ -75,13 +75,11 @@ def gpt2_hf_config(config: GPTConfig) -> dict:
 
 
 def llama_hf_config(config: GPTConfig) -> dict:
-    from .model import swiglu_hidden
-
     return {
         "model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": config.vocab_size,
-        "hidden_size": config.n_embd, "intermediate_size": config.mlp_hidden or swiglu_hidden(config.n_embd),
+        "hidden_size": config.n_embd, "intermediate_size": config.mlp_width,
         "num_hidden_layers": config.n_layer, "num_attention_heads": config.n_head,
-        "num_key_value_heads": config.n_kv_head or config.n_head, "head_dim": config.n_embd // config.n_head,
+        "num_key_value_heads": config.kv_heads, "head_dim": config.head_size,
         "max_position_embeddings": config.block_size, "rms_norm_eps": config.norm_eps,
         "rope_theta": config.rope_theta, "tie_word_embeddings": config.tie_weights, "hidden_act": "silu",
         "attention_bias": False, "mlp_bias": False, "attention_dropout": 0.0, "torch_dtype": "float32",

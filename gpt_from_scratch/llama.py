@@ -193,7 +193,7 @@ def load_gguf(path: str | os.PathLike):
     tensors = read_gguf_tensors(reader)
     config = gguf_config(meta, "output.weight" in tensors, str(path))
     for i in range(config.n_layer):  # llama.cpp's adjacent-pair rows -> rotate-halves rows
-        for name, heads in (("attn_q", config.n_head), ("attn_k", config.n_kv_head or config.n_head)):
+        for name, heads in (("attn_q", config.n_head), ("attn_k", config.kv_heads)):
             key = f"blk.{i}.{name}.weight"
             if key in tensors:
                 tensors[key] = unpermute_qk(tensors[key], heads)

@@ -98,8 +98,8 @@ class GPTConfig:
             raise ValueError(f"mlp_hidden must be None or a whole number >= 1, got {self.mlp_hidden}")
         if self.logit_softcap is not None and not 0 < float(self.logit_softcap) < math.inf:
             raise ValueError(f"logit_softcap must be None or a finite number > 0, got {self.logit_softcap}")
-        if self.pos == "rope" and (self.n_embd // self.n_head) % 2:
-            raise ValueError(f"pos='rope' needs an even head size, got n_embd // n_head = {self.n_embd // self.n_head}")
+        if self.pos == "rope" and self.head_size % 2:
+            raise ValueError(f"pos='rope' needs an even head size, got n_embd // n_head = {self.head_size}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "GPTConfig":
@@ -112,6 +112,23 @@ class GPTConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def head_size(self) -> int:
+        """Numbers per head and position: the residual width split evenly among the query heads."""
+        return self.n_embd // self.n_head
+
+    @property
+    def kv_heads(self) -> int:
+        """How many key/value heads: n_kv_head, or one per query head when it is None."""
+        return self.n_kv_head or self.n_head
+
+    @property
+    def mlp_width(self) -> int:
+        """The MLP's hidden width: mlp_hidden, or by default 4 * n_embd (swiglu_hidden with SwiGLU's third matrix)."""
+        if self.mlp_hidden:
+            return int(self.mlp_hidden)
+        return swiglu_hidden(self.n_embd) if self.activation == "swiglu" else 4 * self.n_embd
 
     @property
     def sliding_window(self) -> bool:
@@ -190,9 +207,7 @@ class KVCache:
     """
 
     def __init__(self, config: GPTConfig, batch_size: int, device, dtype):
-        n_kv_head = config.n_kv_head or config.n_head
-        hs = config.n_embd // config.n_head
-        shape = (config.n_layer, batch_size, n_kv_head, config.block_size, hs)
+        shape = (config.n_layer, batch_size, config.kv_heads, config.block_size, config.head_size)
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.sliding_window = config.sliding_window  # attention sees only distances: old keys stay valid
@@ -237,8 +252,8 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.n_head, self.n_embd = config.n_head, config.n_embd
-        self.n_kv_head = config.n_kv_head or config.n_head
-        self.kv_dim = self.n_kv_head * (config.n_embd // config.n_head)  # C, or less with fewer k/v heads
+        self.n_kv_head = config.kv_heads
+        self.kv_dim = config.kv_heads * config.head_size  # C, or less with fewer k/v heads
         self.dropout = config.dropout
         self.qk_norm = config.qk_norm
         self.window = config.block_size  # with RoPE, longer sequences attend to the last `window` positions
@@ -302,7 +317,7 @@ class MLP(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
         C = config.n_embd
-        hidden = config.mlp_hidden or (swiglu_hidden(C) if config.activation == "swiglu" else 4 * C)
+        hidden = config.mlp_width
         self.c_fc = nn.Linear(C, hidden, bias=config.bias)  # "up"
         self.c_gate = nn.Linear(C, hidden, bias=config.bias) if config.activation == "swiglu" else None
         self.act = {
@@ -388,7 +403,7 @@ class GPT(GenerationMixin, nn.Module):
             self.transformer.wte.weight = self.lm_head.weight
         if config.pos == "rope":  # the angles of positions 0..block_size-1, computed once (not saved)
             positions = torch.arange(config.block_size, device="cpu")  # real numbers, even under torch.device("meta")
-            cos, sin = rope_cos_sin(positions, config.n_embd // config.n_head, config.rope_theta)
+            cos, sin = rope_cos_sin(positions, config.head_size, config.rope_theta)
             self.register_buffer("rope_cos", cos, persistent=False)  # (block_size, hs/2)
             self.register_buffer("rope_sin", sin, persistent=False)
         self.apply(init_weights)

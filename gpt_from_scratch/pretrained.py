@@ -226,7 +226,7 @@ def read_safetensors(paths: list[Path]) -> dict[str, torch.Tensor]:
 def gpt2_shapes(config: GPTConfig) -> dict[str, tuple[int, ...]]:
     """Every tensor a GPT-2 file must hold (names without 'transformer.'), with its shape."""
     C, V, P = config.n_embd, config.vocab_size, config.block_size
-    H = config.mlp_hidden or 4 * C  # the MLP's hidden width (n_inner)
+    H = config.mlp_width  # the MLP's hidden width (n_inner)
     shapes = {"wte.weight": (V, C), "wpe.weight": (P, C), "ln_f.weight": (C,), "ln_f.bias": (C,)}
     for i in range(config.n_layer):
         layer = {

@@ -118,7 +118,7 @@ def _part_sizes(config: GPTConfig, n_parts: int, total: int) -> list[int]:
     """How a stacked tensor of `total` rows splits: 1 part, or q, k, v."""
     if n_parts == 1:
         return [total]
-    kv_dim = (config.n_kv_head or config.n_head) * (config.n_embd // config.n_head)
+    kv_dim = config.kv_heads * config.head_size
     sizes = [config.n_embd, kv_dim, kv_dim]
     if n_parts != 3 or sum(sizes) != total:
         raise WeightMapError(f"cannot split {total} rows into {n_parts} parts")

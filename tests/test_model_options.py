@@ -285,6 +285,8 @@ def test_mlp_hidden_sets_the_mlp_width():
     base = GPTConfig(vocab_size=65, block_size=16, n_layer=2, n_head=4, n_embd=32, dropout=0.0)
     wide = GPT(dataclasses.replace(base, mlp_hidden=200))
     assert wide.transformer.h[0].mlp.c_fc.weight.shape == (200, 32)
+    widths = [dataclasses.replace(base, **kw).mlp_width for kw in ({}, {"activation": "swiglu"}, {"mlp_hidden": 200})]
+    assert widths == [128, swiglu_hidden(32), 200]  # the one rule that the MLP, the loaders and export read
     assert GPT(dataclasses.replace(base, mlp_hidden=128)).num_params() == GPT(base).num_params()  # 4C is the default
     with pytest.raises(ValueError, match="mlp_hidden"):
         GPTConfig(mlp_hidden=0)
