@@ -203,7 +203,8 @@ _TRAIN_GROUPS = {
     ],
 }
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} | {f.name for f in dataclasses.fields(GPTConfig)}
-_TRAIN_FIELDS = tuple(field for flags in _TRAIN_GROUPS.values() for _, field, _, _ in flags)
+_TRAIN_FLAGS = {field: flag for flags in _TRAIN_GROUPS.values() for flag, field, _, _ in flags}  # bpe_vocab_size: --vocab-size
+_TRAIN_FIELDS = tuple(_TRAIN_FLAGS)
 # Flags that set the model's shape, which a fine-tuned checkpoint decides: GPTConfig's fields, but not
 # dropout, and not block_size, which with --init-from sets the training window (TrainConfig.train_window).
 _MODEL_FLAGS = {f.name for f in dataclasses.fields(GPTConfig)} - {"dropout", "block_size"}
@@ -480,12 +481,10 @@ def cmd_train(args) -> int:
         raise CLIError(f"--init-from takes the model from the checkpoint; use --preset finetune "
                        f"(the default), not --preset {preset}")
     changes = {name: getattr(args, name) for name in _TRAIN_FIELDS if getattr(args, name) is not None}
-    shape = sorted(set(changes) & _MODEL_FLAGS)
-    if args.init_from and shape:
-        raise CLIError(f"--init-from takes the model's shape from the checkpoint; drop --{shape[0].replace('_', '-')}")
-    for field, flag in (("tokenizer", "--tokenizer"), ("bpe_vocab_size", "--vocab-size")):
-        if args.init_from and field in changes:  # fine-tuning keeps the checkpoint's tokenizer
-            raise CLIError(f"--init-from uses the checkpoint's tokenizer; drop {flag}")
+    for kept, what in ((_MODEL_FLAGS, "takes the model's shape"), ({"tokenizer", "bpe_vocab_size"}, "uses the tokenizer")):
+        clash = sorted(set(changes) & kept) if args.init_from else []
+        if clash:  # fine-tuning keeps the checkpoint's model and tokenizer
+            raise CLIError(f"--init-from {what} from the checkpoint; drop {_TRAIN_FLAGS[clash[0]]}")
     if args.init_from and "block_size" in changes:  # the checkpoint's context stays; train on shorter windows
         changes["train_window"] = changes.pop("block_size")
     changes.setdefault("out_dir", f"out-{preset}")
