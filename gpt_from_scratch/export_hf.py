@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from .bpe import BPETokenizer, GPT2_SPLIT_PATTERN, NO_TOKEN, gpt2_bytes_to_unicode
+from .chat import END_OF_TEXT, chat_template_for
 from .checkpoint import CheckpointError
 from .model import GPTConfig
 from .pretrained import INSTALL_HINT
@@ -134,14 +135,12 @@ def tokenizer_json(tokenizer) -> dict:
 
 
 def special_token_ids(tokenizer) -> dict[str, int | None]:
-    """config.json's bos and eos: <|endoftext|>, but <|im_end|> ends a chat model's text, so that
-    transformers' generate stops at the end of a turn. None where the tokenizer has no such token
-    (transformers' own default, GPT-2's 50256, would be wrong for our vocabularies)."""
-    special = getattr(tokenizer, "special_tokens", {})
-    end = special.get("<|endoftext|>")
-    if getattr(tokenizer, "chat_template", None) and "<|im_end|>" in special:
-        return {"bos_token_id": end, "eos_token_id": special["<|im_end|>"]}
-    return {"bos_token_id": end, "eos_token_id": end}
+    """config.json's bos and eos: <|endoftext|>, but a model that `chat` talks to ends its text with
+    <|im_end|>, so that transformers' generate stops at the end of a turn. None where the tokenizer
+    has no such token (transformers' own default, GPT-2's 50256, would be wrong for our vocabularies)."""
+    end = getattr(tokenizer, "special_tokens", {}).get(END_OF_TEXT)
+    template = chat_template_for(tokenizer)
+    return {"bos_token_id": end, "eos_token_id": template.end_id if template else end}
 
 
 def export_hf(src: str | os.PathLike, out: str | os.PathLike) -> tuple[Path, list[str]]:

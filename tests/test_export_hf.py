@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -66,17 +67,23 @@ def test_a_bpe_model_with_biases_exports_as_gpt2(tmp_path, text):
 
 
 def test_a_chat_model_ends_its_text_at_the_end_of_a_turn(tmp_path, text):
-    tokenizer = gfs.BPETokenizer.train(text[:5000], 300)
-    tokenizer.register_special_tokens({"<|endoftext|>": 300, "<|im_start|>": 301, "<|im_end|>": 302})
-    model = gfs.GPT(GPTConfig(vocab_size=303, block_size=16, n_layer=1, n_head=2, n_embd=16, dropout=0.0)).eval()
-    ends = {}
-    for template in (None, "{% for m in messages %}<|im_start|>{{ m.content }}<|im_end|>{% endfor %}"):
+    """eos is <|im_end|> exactly for the models that `chat` talks to (chat.chat_template_for)."""
+    trained = gfs.BPETokenizer.train(text[:5000], 300)
+    chatml = {"<|endoftext|>": 300, "<|im_start|>": 301, "<|im_end|>": 302}
+    cases = {  # special tokens, chat template -> (bos, eos)
+        "plain": ({"<|endoftext|>": 300}, None, (300, 300)),
+        "ChatML": (chatml, "{% for m in messages %}<|im_start|>{{ m.content }}<|im_end|>{% endfor %}", (300, 302)),
+        "another layout": (chatml, "{% for m in messages %}[{{ m.content }}]{% endfor %}", (300, 300)),
+    }
+    for what, (special, template, want) in cases.items():
+        tokenizer = copy.deepcopy(trained)
+        tokenizer.register_special_tokens(special)
         tokenizer.chat_template = template
+        model = gfs.GPT(GPTConfig(vocab_size=tokenizer.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=16))
         gfs.save_checkpoint(tmp_path / "m.pt", model, tokenizer)
         export_hf(tmp_path / "m.pt", tmp_path / "hf")
         config = json.loads((tmp_path / "hf" / "config.json").read_text())
-        ends[template is not None] = (config["bos_token_id"], config["eos_token_id"])
-    assert ends == {False: (300, 300), True: (300, 302)}  # a chat model stops at <|im_end|>
+        assert (config["bos_token_id"], config["eos_token_id"]) == want, what
 
 
 @pytest.mark.parametrize("options, named", [
